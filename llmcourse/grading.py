@@ -257,7 +257,8 @@ def check(
     named = list(cases.items()) if isinstance(cases, Mapping) else [(f"case {i + 1}", c) for i, c in enumerate(cases)]
     if random_cases is not None:
         rng = np.random.default_rng(seed)
-        named += [(f"random case {i + 1} (seed {seed})", random_cases(rng)) for i in range(n_random)]
+        # The seed stays out of the label: feedback shows labels, and hidden seeds stay hidden.
+        named += [(f"random case {i + 1}", random_cases(rng)) for i in range(n_random)]
     if not named:
         raise ValueError("check needs at least one case: give cases= or random_cases=")
     name = _fn_name(student_fn)
@@ -284,6 +285,26 @@ def check(
             raise AssertionError(f"{name} gives a wrong answer on {label}: {name}({shown}).\n{diff}")
     print(f"{name}: all {len(named)} inputs match the reference")
     return len(named)
+
+
+# --------------------------------------------------------------------------- input generators for tests
+def random_sentences(
+    rng: np.random.Generator, words: Sequence[str] = ("a", "b", "c", "d"), max_sentences: int = 4, max_length: int = 6
+) -> list[list[str]]:
+    """A few short sentences of ``words`` (some possibly empty): inputs for n-gram exercises."""
+    n = int(rng.integers(1, max_sentences + 1))
+    return [[str(w) for w in rng.choice(list(words), size=int(rng.integers(0, max_length + 1)))] for _ in range(n)]
+
+
+def random_distribution(rng: np.random.Generator, size: int | None = None, zeros: bool = True) -> np.ndarray:
+    """A random probability vector, sometimes with exact zeros and ties (edge cases for samplers)."""
+    size = size or int(rng.integers(2, 12))
+    p = rng.random(size) ** 2
+    if zeros and size > 2 and rng.random() < 0.5:
+        p[rng.integers(size)] = 0.0
+    if rng.random() < 0.3:  # a tie for the largest probability
+        p[rng.integers(size)] = p.max()
+    return p / p.sum()
 
 
 def check_raises(student_fn: Callable, args: tuple, exception: type[BaseException] = ValueError, why: str = "") -> None:
