@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nbconvert.preprocessors import Preprocessor
+from nbgrader.preprocessors import NbGraderPreprocessor
 
 SOURCE_DIR = "solutions"
 RELEASE_DIR = "assignments"
@@ -55,13 +55,14 @@ def nbgrader_settings() -> dict[str, dict[str, object]]:
     }
 
 
-class HideHiddenTests(Preprocessor):
+class HideHiddenTests(NbGraderPreprocessor):
     """Feedback preprocessor: remove hidden-test source, and shorten the errors of hidden-test cells.
 
     nbgrader's own ``ClearHiddenTests`` removes the hidden lines from the cell, but
     a failed hidden test still prints a traceback that quotes them. Here such a
     cell keeps only the error's last line (the harness writes it for students:
-    which input failed and how), never the test code.
+    which input failed and how), never the test code. (Subclassing nbgrader's base
+    makes it enabled by default; a plain nbconvert Preprocessor would be skipped.)
     """
 
     begin = "BEGIN HIDDEN TESTS"
@@ -175,8 +176,8 @@ def submitted_students(root: Path, assignment: str) -> list[str]:
 def grade(root: Path, assignment: str, output: Path | None = None) -> GradeReport:
     """Autograde every submission of ``assignment``, write feedback, and export the grades to CSV.
 
-    Students are graded one nbgrader call each, so one broken submission cannot
-    stop the others; its failure is reported in the summary.
+    A submission nbgrader cannot grade does not stop the others; it is listed in
+    the report with nbgrader's reason.
     """
     _check_assignment(root, assignment)
     if not (root / RELEASE_DIR / assignment).is_dir():
@@ -188,22 +189,47 @@ def grade(root: Path, assignment: str, output: Path | None = None) -> GradeRepor
             "(nbgrader's collect/zip_collect puts them there)"
         )
     start = time.perf_counter()
-    # The gradebook must know the assignment (generate_assignment records it).
-    run_nbgrader(["db", "assignment", "add", assignment], root, check=False)
-    failed: dict[str, str] = {}
-    for student in students:
-        result = run_nbgrader(["autograde", assignment, "--student", student, "--force"], root, check=False)
-        if result.returncode != 0:
-            failed[student] = _last_error(result.stdout + result.stderr)
+    if not _gradebook_knows(root, assignment):
+        # Autograde needs the assignment's notebooks and grade cells in the gradebook, and only
+        # generate_assignment records them; the release it writes is the same as the committed one.
+        run_nbgrader(["generate_assignment", assignment, "--force"], root)
+    # One nbgrader call for the whole class (its start-up costs seconds). nbgrader carries on past a
+    # submission it cannot grade and removes that student's autograded folder, which is how we find it.
+    result = run_nbgrader(["autograde", assignment, "--force"], root, check=False)
+    failed = {
+        student: _student_error(result.stdout + result.stderr, student)
+        for student in students
+        if not (root / "autograded" / student / assignment).is_dir()
+    }
     run_nbgrader(["generate_feedback", assignment, "--force"], root, check=False)
     output = output or root / GRADES_FILE
     run_nbgrader(["export", "--to", str(output)], root)
     return GradeReport(assignment, students, failed, output, time.perf_counter() - start)
 
 
-def _last_error(log: str) -> str:
-    errors = [line.strip() for line in log.splitlines() if "[ERROR]" in line or "Error" in line]
-    return errors[-1][:300] if errors else "nbgrader exited with an error (see its log)"
+def _gradebook_knows(root: Path, assignment: str) -> bool:
+    """Whether the gradebook (``gradebook.db``) has the assignment with its notebooks."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    if not (root / "gradebook.db").exists():
+        return False
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        try:
+            return len(gradebook.find_assignment(assignment).notebooks) > 0
+        except MissingEntry:
+            return False
+
+
+def _student_error(log: str, student: str) -> str:
+    """The first error nbgrader logged while grading ``student`` (later ones only point back to it)."""
+    block, errors = "", []
+    for line in log.splitlines():
+        if "[AutogradeApp | INFO] Creating/updating student with ID" in line:
+            block = line.split("ID '", 1)[-1].split("'", 1)[0]
+        elif "[ERROR]" in line or "| ERROR]" in line:
+            if block == student:
+                errors.append(line.split("]", 1)[-1].strip())
+    return errors[0][:300] if errors else "nbgrader could not grade this submission (see its log)"
 
 
 def read_grades(path: Path) -> dict[tuple[str, str], dict[str, str]]:

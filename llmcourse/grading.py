@@ -236,8 +236,11 @@ def check(
     seed: int = 0,
     tolerance: str | tuple[float, float] = "float",
     allowed: Sequence[str] = ALLOWED_MODULES,
-) -> int:
-    """Check ``student_fn`` against ``reference`` on every case; return the number of inputs checked.
+) -> None:
+    """Check ``student_fn`` against ``reference`` on every case; raise ``AssertionError`` on the first mismatch.
+
+    Returns nothing on purpose: nbgrader reads a number displayed by a test cell
+    as partial credit, so a returned count would corrupt the grade.
 
     Args:
         student_fn: the student's implementation.
@@ -284,7 +287,6 @@ def check(
         if diff is not None:
             raise AssertionError(f"{name} gives a wrong answer on {label}: {name}({shown}).\n{diff}")
     print(f"{name}: all {len(named)} inputs match the reference")
-    return len(named)
 
 
 # --------------------------------------------------------------------------- input generators for tests
@@ -331,11 +333,25 @@ def check_sampler(
     """
     p = np.asarray(target, dtype=np.float64)
     rng = np.random.default_rng(seed)
+    draws: list[Any] = []
+    # One guard around all draws: entering it per draw would cost more than the draw itself.
+    with reference_blocked(ALLOWED_MODULES) as guard:
+        try:
+            for _ in range(n_samples):
+                draws.append(student_sampler(rng))
+        except Exception as exc:
+            error: BaseException | None = exc
+        else:
+            error = None
+    if guard.violation is not None:
+        raise AssertionError(
+            f"the sampler called {guard.violation}, part of the course's reference implementation; "
+            "this exercise asks you to write it yourself, so this test gives no points."
+        )
+    if error is not None:
+        raise AssertionError(f"the sampler raised {type(error).__name__}: {error}") from error
     counts = np.zeros(p.size, dtype=np.int64)
-    for _ in range(n_samples):
-        got, error = _call_student(student_sampler, (rng,), ALLOWED_MODULES)
-        if error is not None:
-            raise AssertionError(f"the sampler raised {type(error).__name__}: {error}") from error
+    for got in draws:
         if isinstance(got, bool) or not isinstance(got, (int, np.integer)) or not 0 <= int(got) < p.size:
             raise AssertionError(f"the sampler must return a token id, an int in 0..{p.size - 1}; got {_short(got)}")
         counts[int(got)] += 1

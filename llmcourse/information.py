@@ -42,7 +42,8 @@ def entropy(p: Sequence[float] | np.ndarray, base: float = 2.0) -> float:
     """H(p) = -sum_x p(x) log p(x), with 0 log 0 = 0. Bits for base 2, nats for base e."""
     p = _as_probabilities(p)
     nz = p[p > 0]
-    return float(-(nz * np.log(nz)).sum() / _log_base(base))
+    # + 0.0 turns the -0.0 of a certain outcome into 0.0, so it prints as "0.000".
+    return float(-(nz * np.log(nz)).sum() / _log_base(base)) + 0.0
 
 
 def cross_entropy(log_probs: Sequence[float] | np.ndarray, base: float = 2.0) -> float:

@@ -21,9 +21,9 @@ The module has two layers:
   vectorised numpy over a whole corpus, fast enough for the benchmark. The tests
   check the two layers give the same numbers, and check both against NLTK.
 
-Padding follows NLTK's ``pad_both_ends``: ``n - 1`` copies of ``<s>`` before a
-sentence and ``n - 1`` copies of ``</s>`` after it, so the first word has a full
-context and the model learns where sentences end.
+Every sentence is padded with ``n - 1`` copies of ``<s>`` before it, so the first
+word has a full context, and one ``</s>`` after it, so the model learns where
+sentences end (see :func:`pad_sentence`; ``nltk_padding=True`` reproduces NLTK).
 """
 
 from __future__ import annotations
@@ -397,8 +397,8 @@ class NgramModel:
 
         Each step draws from P(. | last n - 1 tokens)^(1/T), renormalised: T = 0 is
         greedy, T = 1 the model itself, T = inf uniform. A padded model stops after
-        it generates ``</s>`` (unless ``stop_at_end`` is false). Seeded: the same
-        seed gives the same tokens.
+        it generates ``</s>``; with ``stop_at_end=False`` it emits ``</s>`` and starts
+        a new sentence from ``<s>``. Seeded: the same seed gives the same tokens.
         """
         vocab = self._require_fitted()
         if num_tokens < 0:
@@ -408,8 +408,12 @@ class NgramModel:
         out: list[str] = []
         for _ in range(num_tokens):
             token = vocab.tokens[sample_with_temperature(self.distribution(history), temperature, rng)]
-            if token == EOS and self.padded and stop_at_end:
-                break
+            if token == EOS and self.padded:
+                if stop_at_end:
+                    break
+                out.append(token)
+                history = [BOS] * (self.order - 1)  # the next sentence starts afresh, as in training
+                continue
             out.append(token)
             history.append(token)
         return out
@@ -511,6 +515,20 @@ class KneserNey(NgramModel):
             counts = np.bincount(suffix_rows, minlength=len(self._tables[k - 1].keys))
         self.discounts.append(self.discount if self.discount is not None else _default_discount(counts))
         return counts
+
+    def continuation_count(self, ngram: Sequence[str]) -> int:
+        """N1+(. ngram): how many distinct tokens precede ``ngram`` in training (for k-grams, k < n).
+
+        The quantity Kneser-Ney smooths at every order below the top one.
+        """
+        vocab = self._require_fitted()
+        ngram = tuple(ngram)
+        if not 1 <= len(ngram) < self.order:
+            raise ValueError(f"continuation counts exist for k-grams with 1 <= k < {self.order}, got {len(ngram)} tokens")
+        if any(t not in vocab for t in ngram):
+            return 0
+        row = _gram_ids(self._tables, vocab.encode(ngram), np.zeros(len(ngram), np.int64), len(ngram))[0]
+        return int(self._counts[len(ngram) - 1][row]) if row >= 0 else 0
 
     def _smooth(self, k, c_hw, c_h, t_h, lower):
         d = self.discounts[k - 1]

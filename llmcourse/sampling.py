@@ -39,8 +39,9 @@ def apply_temperature(probs: Sequence[float] | np.ndarray, temperature: float) -
     """The distribution p^(1/T), renormalised. T = 0 puts all mass on the argmax (ties shared equally);
     T = inf gives the uniform distribution over all tokens.
 
-    Computed in log space, log p / T minus its maximum, so that small T does not
-    overflow (p^(1/T) for T = 0.01 underflows to 0 for every p < 0.9).
+    Computed in log space, log p / T minus its maximum, because the direct formula
+    underflows: for T = 0.01, p^(1/T) = p^100 is 0 in float64 for every p below
+    about 6e-4, and when every token underflows the renormalisation is 0 / 0.
     """
     p = _check_distribution(probs)
     t = _check_temperature(temperature)

@@ -18,12 +18,13 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from llmcourse.information import entropy
-from llmcourse.ngram import MLE
+from llmcourse.ngram import MLE, Laplace, NgramModel
 
 #: Shannon's 27-symbol alphabet: the word space and the 26 capital letters.
 ALPHABET = " " + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -136,20 +137,23 @@ def shannon_series(text: str, seed: int = 0, letters: int = 80, words: int = 16)
     return series
 
 
-def bits_per_letter(text: str, order: int, test_fraction: float = 0.1) -> float:
-    """Held-out cross-entropy, in bits per symbol, of an add-one letter model of ``order`` on ``text``.
+def bits_per_letter(
+    text: str, order: int, test_fraction: float = 0.1, smoothing: Callable[..., NgramModel] = Laplace
+) -> float:
+    """Held-out cross-entropy, in bits per symbol, of a smoothed letter model of ``order`` on ``text``.
 
-    Shannon (1951) estimated English at about 1 bit per letter with long contexts;
-    short n-gram models sit far above that. The last ``test_fraction`` of the text
-    is held out.
+    ``smoothing`` builds the model from the order (``Laplace`` by default; try
+    ``KneserNey``). Shannon (1951) estimated English at about 1 bit per letter with
+    long contexts; short n-gram models sit far above that. The last
+    ``test_fraction`` of the text is held out.
     """
-    from llmcourse.ngram import Laplace  # local: only this function needs smoothing
-
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
     letters = normalize_letters(text)
     cut = int(len(letters) * (1 - test_fraction))
     if cut < order or len(letters) - cut < order:
         raise ValueError("the text is too short to split into training and held-out letters")
-    model = Laplace(order, unk=False).fit([letters[:cut]], pad=False)
+    model = smoothing(order, unk=False).fit([letters[:cut]], pad=False)
     # Score the held-out letters with the n-1 training letters before them as context.
     log_probs = model.log_probabilities([letters[cut - (order - 1) :]])
     return float(-log_probs.mean() / math.log(2))

@@ -3,7 +3,7 @@
 A model works with ids, people read tokens. Three symbols are special:
 ``<s>`` pads the start of a sentence, ``</s>`` its end, and ``<unk>`` stands
 for any token the training text did not contain (or contained too rarely).
-Book section: *N-gram models*, "Vocabulary, padding and unknown words".
+Book section: *N-gram models, smoothing and perplexity*, "Vocabulary, padding and unknown words".
 """
 
 from __future__ import annotations

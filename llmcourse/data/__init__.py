@@ -86,11 +86,16 @@ def shakespeare_split(train_fraction: float = 0.9) -> tuple[list[list[str]], lis
 
 @cache
 def english_letter_frequencies() -> dict[str, float]:
-    """Relative frequencies of the 26 letters in English text (Lewand 2000), keyed by upper-case letter."""
+    """Relative frequencies of the 26 letters in English text (Lewand 2000), keyed by upper-case letter.
+
+    The published table is rounded to five decimals and sums to 0.99999; it is
+    renormalised here so it is a probability distribution.
+    """
     freqs: dict[str, float] = {}
     for line in data_path("english_letter_frequency_lewand2000.tsv").read_text().splitlines():
         if line.startswith("#") or line.startswith("letter") or not line.strip():
             continue
         letter, value = line.split("\t")
         freqs[letter.upper()] = float(value)
-    return freqs
+    total = sum(freqs.values())
+    return {letter: value / total for letter, value in freqs.items()}
