@@ -17,7 +17,7 @@ export TORCHINDUCTOR_CACHE_DIR := $(CURDIR)/_build/torchinductor
 # nbgrader shells out to `alembic`, and Jupyter must find the venv's kernel.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv book test assignments grade bench lock clean
+.PHONY: venv book test chapters assignments grade bench lock clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,10 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# Re-execute the chapters in place after editing them (stored outputs, tidy metadata).
+chapters: $(STAMP)
+	$(BIN)/python scripts/run_chapters.py
 
 assignments: $(STAMP)
 	$(BIN)/llmcourse assignments
