@@ -15,7 +15,6 @@ Book section: the README's instructor guide.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 import shutil
@@ -236,12 +235,6 @@ def read_grades(path: Path) -> dict[tuple[str, str], dict[str, str]]:
     """The exported CSV as {(assignment, student): row}."""
     with open(path, newline="") as f:
         return {(row["assignment"], row["student_id"]): row for row in csv.DictReader(f)}
-
-
-def notebook_sources(path: Path) -> list[tuple[str, str]]:
-    """(cell type, source) of every cell of a notebook: what a student sees, outputs aside."""
-    nb = json.loads(path.read_text())
-    return [(cell["cell_type"], "".join(cell["source"])) for cell in nb["cells"]]
 
 
 def copy_course(root: Path, dest: Path) -> Path:

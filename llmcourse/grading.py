@@ -162,7 +162,8 @@ def _is_numeric(value: Any) -> bool:
         arr = np.asarray(value)
     except (ValueError, TypeError):  # ragged nested lists
         return False
-    return arr.dtype.kind in "biuf" and arr.size > 0 or (isinstance(value, np.ndarray) and arr.dtype.kind in "biuf")
+    # An empty list is compared as a list (by length); an empty array still as an array.
+    return arr.dtype.kind in "biuf" and (arr.size > 0 or isinstance(value, np.ndarray))
 
 
 def _close(a: float, b: float, rtol: float, atol: float) -> bool:

@@ -125,10 +125,6 @@ class _Table:
     def contexts(self) -> np.ndarray:
         return self.keys // self.vocab_size
 
-    @property
-    def tokens(self) -> np.ndarray:
-        return self.keys % self.vocab_size
-
     def find(self, context_ids: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """Row of each (context, token) pair, or -1 where the k-gram was never seen."""
         keys = context_ids * self.vocab_size + tokens
@@ -340,7 +336,7 @@ class NgramModel:
             if row >= 0:
                 table = self._tables[k - 1]
                 lo, hi = table.row_range(row)
-                c_hw[table.tokens[lo:hi]] = self._counts[k - 1][lo:hi]
+                c_hw[table.keys[lo:hi] % V] = self._counts[k - 1][lo:hi]  # only this context's rows
                 c_h[0], t_h[0] = self._totals[k - 1][row], self._types[k - 1][row]
             self._check_contexts(c_h, [tuple(context)])
             lower = self._smooth(k, c_hw, c_h, t_h, lower)
