@@ -16,18 +16,14 @@ import time
 from pathlib import Path
 
 import nbformat
-import yaml
 from bench_ngram import hardware
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from run_chapters import toc_chapters  # noqa: E402 - the one list of chapters, shared with `make chapters`
+
 BUDGET_S = 60.0
-
-
-def chapters() -> list[Path]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [entry["file"] for part in toc.get("parts", []) for entry in part.get("chapters", [])]
-    return [ROOT / f"{f}.ipynb" for f in files if (ROOT / f"{f}.ipynb").is_file()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     print(f"hardware: {hardware()}")
     print(f"{'chapter':60}{'seconds':>10}{'budget':>8}")
-    for path in chapters():
+    for path in toc_chapters():
         nb = nbformat.read(path, as_version=4)
         start = time.perf_counter()
         status = "ok"
