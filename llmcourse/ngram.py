@@ -302,14 +302,22 @@ class NgramModel:
     # ------------------------------------------------------------------ queries
     def count(self, ngram: Sequence[str]) -> int:
         """C(ngram): how often a k-gram (k <= n) occurs in the padded training sentences."""
-        vocab = self._require_fitted()
         ngram = tuple(ngram)
         if not 1 <= len(ngram) <= self.order:
             raise ValueError(f"can only count k-grams with 1 <= k <= {self.order}, got {len(ngram)} tokens")
-        if any(t not in vocab for t in ngram):
-            return 0
-        rows = _gram_ids(self._tables, vocab.encode(ngram), np.zeros(len(ngram), np.int64), len(ngram))
-        return int(self._tables[len(ngram) - 1].counts[rows[0]]) if rows[0] >= 0 else 0
+        row = self._row(ngram)
+        return int(self._tables[len(ngram) - 1].counts[row]) if row >= 0 else 0
+
+    def _row(self, gram: Sequence[str] | np.ndarray) -> int:
+        """Row of one k-gram (tokens, or their ids) in the order-k table; -1 if never seen; 0 for k = 0."""
+        vocab = self._require_fitted()
+        if len(gram) == 0:
+            return 0  # the empty context
+        if not isinstance(gram, np.ndarray):
+            if any(t not in vocab for t in gram):
+                return -1
+            gram = vocab.encode(gram)
+        return int(_gram_ids(self._tables, gram, np.zeros(len(gram), np.int64), len(gram))[0])
 
     def probability(self, word: str, context: Sequence[str] = ()) -> float:
         """P(word | context); only the last n - 1 tokens of the context matter."""
@@ -329,7 +337,7 @@ class NgramModel:
         lower = np.full(V, 1.0 / V) if self.backs_off else None
         for k in range(1, n + 1) if self.backs_off else [n]:
             h = ids[len(ids) - (k - 1) :] if k > 1 else ids[:0]
-            row = 0 if k == 1 else int(_gram_ids(self._tables, h, np.zeros(len(h), np.int64), k - 1)[0])
+            row = self._row(h)
             c_hw = np.zeros(V)
             c_h = np.zeros(1)
             t_h = np.zeros(1)
@@ -526,13 +534,10 @@ class KneserNey(NgramModel):
 
         The quantity Kneser-Ney smooths at every order below the top one.
         """
-        vocab = self._require_fitted()
         ngram = tuple(ngram)
         if not 1 <= len(ngram) < self.order:
             raise ValueError(f"continuation counts exist for k-grams with 1 <= k < {self.order}, got {len(ngram)} tokens")
-        if any(t not in vocab for t in ngram):
-            return 0
-        row = _gram_ids(self._tables, vocab.encode(ngram), np.zeros(len(ngram), np.int64), len(ngram))[0]
+        row = self._row(ngram)
         return int(self._counts[len(ngram) - 1][row]) if row >= 0 else 0
 
     def _smooth(self, k, c_hw, c_h, t_h, lower):
