@@ -11,12 +11,21 @@ module              what it holds
 ``shannon``         Shannon's (1948) series of approximations to English
 ``sampling``        temperature and sampling from a next-token distribution
 ``information``     entropy, cross-entropy and perplexity
+``backprop``        the backprop worked example, node by node, and its graph
+``autodiff``        a scalar reverse-mode autodiff engine (micrograd-style)
+``gradcheck``       finite-difference gradient checking
+``mlp``             a two-layer network in numpy with a hand-written backward pass
+``ffnlm``           Bengio et al.'s (2003) feed-forward neural LM (PyTorch)
+``rnn``             the Elman RNN in numpy: BPTT, vanishing gradients, clipping
+``rnnlm``           RNN/LSTM/GRU language models in PyTorch
+``experiments``     commands that record long runs as JSON for the chapters
 ``grading``         the harness assignments use to check a student's function
 ``assignments``     nbgrader wiring: generate, autograde, feedback, export
 ==================  =======================================================
 
 Importing the package is cheap on purpose (no torch, no matplotlib): grading
-kernels import it once per student notebook.
+kernels import it once per student notebook. The PyTorch modules (``ffnlm``,
+``rnnlm``, ``experiments``) import torch when they are themselves imported.
 """
 
 __version__ = "0.1.0"

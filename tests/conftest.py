@@ -8,6 +8,13 @@ from pathlib import Path
 
 import pytest
 
+# Under pytest-xdist, each of the 2 workers (and every kernel nbval starts) would otherwise
+# run 2 OpenMP threads on 2 cores; spinning threads then fight over the CPU and torch code
+# runs ten times slower. One thread per worker keeps the cores busy without contention.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = REPO_ROOT / "_build"  # ignored by git; every tool writes its caches here
 
