@@ -38,3 +38,24 @@ def test_recorded_full_run_is_current():
     assert record["corpus"] == "Tiny Shakespeare" and record["order"] == 3
     assert round(record["nltk"]["perplexity"], 2) == round(record["llmcourse"]["perplexity"], 2) == 2265.55
     assert record["speedup"] >= 50
+
+
+def test_word2vec_benchmark_runs_both_systems(tmp_path):
+    """A 1-epoch run on a 100k-word prefix: both systems train and are scored by one evaluator."""
+    out = tmp_path / "word2vec.json"
+    result = subprocess.run(
+        [sys.executable, "benchmarks/bench_word2vec.py", "--words", "100000", "--epochs", "1", "--device", "cpu",
+         "--json", str(out)],
+        cwd=REPO_ROOT, env=tool_env(), capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "hardware:" in result.stdout and "gensim" in result.stdout and "llmcourse" in result.stdout
+    record = json.loads(out.read_text())
+    for side in ("gensim", "llmcourse"):
+        assert record[side]["words_per_second"] > 0
+        assert record[side]["analogy"]["evaluated"] > 0
+    # Our evaluator and gensim's agree on gensim's own vectors.
+    assert abs(record["gensim"]["analogy"]["accuracy"] - record["gensim"]["gensim_own_analogy_accuracy"]) < 1e-12
+    bad = subprocess.run([sys.executable, "benchmarks/bench_word2vec.py", "--words", "50"], cwd=REPO_ROOT,
+                         env=tool_env(), capture_output=True, text=True)
+    assert bad.returncode == 2 and "--words must be at least 10000" in bad.stderr
