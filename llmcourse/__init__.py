@@ -11,6 +11,11 @@ module              what it holds
 ``shannon``         Shannon's (1948) series of approximations to English
 ``sampling``        temperature and sampling from a next-token distribution
 ``information``     entropy, cross-entropy and perplexity
+``vectors``         term-document and co-occurrence counts, tf-idf, PPMI, cosine
+``lsi``             truncated SVD (latent semantic indexing) and NMF
+``embeddings``      word vectors: neighbours, analogies, similarity benchmarks
+``word2vec``        skip-gram with negative sampling, written out in numpy
+``word2vec_torch``  a fast minibatched SGNS trainer in PyTorch (CPU or GPU)
 ``backprop``        the backprop worked example, node by node, and its graph
 ``autodiff``        a scalar reverse-mode autodiff engine (micrograd-style)
 ``gradcheck``       finite-difference gradient checking
@@ -25,7 +30,7 @@ module              what it holds
 
 Importing the package is cheap on purpose (no torch, no matplotlib): grading
 kernels import it once per student notebook. The PyTorch modules (``ffnlm``,
-``rnnlm``, ``experiments``) import torch when they are themselves imported.
+``rnnlm``, ``word2vec_torch``, ``experiments``) import torch when they are themselves imported.
 """
 
 __version__ = "0.1.0"
