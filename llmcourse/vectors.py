@@ -47,21 +47,24 @@ class CountMatrix:
                 f"values has shape {self.values.shape} but there are {len(self.rows)} row labels "
                 f"and {len(self.columns)} column labels"
             )
+        # Label -> position maps, built once: a matrix of 20,000 terms is looked up often.
+        object.__setattr__(self, "_row_index", {label: i for i, label in enumerate(self.rows)})
+        object.__setattr__(self, "_column_index", {label: i for i, label in enumerate(self.columns)})
 
     def row(self, label: str) -> np.ndarray:
         """The vector of one row (a word), e.g. ``matrix.row("fool")``."""
-        return self.values[_index_of(self.rows, label, "row")]
+        return self.values[_index_of(self._row_index, label, "row")]
 
     def column(self, label: str) -> np.ndarray:
         """The vector of one column (a document or a context word)."""
-        return self.values[:, _index_of(self.columns, label, "column")]
+        return self.values[:, _index_of(self._column_index, label, "column")]
 
     def select(self, rows: Sequence[str] | None = None, columns: Sequence[str] | None = None) -> CountMatrix:
         """The sub-matrix of the given rows and columns, in the order given (all if None)."""
         rows = list(self.rows) if rows is None else list(rows)
         columns = list(self.columns) if columns is None else list(columns)
-        r = [_index_of(self.rows, label, "row") for label in rows]
-        c = [_index_of(self.columns, label, "column") for label in columns]
+        r = [_index_of(self._row_index, label, "row") for label in rows]
+        c = [_index_of(self._column_index, label, "column") for label in columns]
         return CountMatrix(self.values[np.ix_(r, c)], tuple(rows), tuple(columns))
 
     def with_values(self, values: np.ndarray) -> CountMatrix:
@@ -69,11 +72,11 @@ class CountMatrix:
         return CountMatrix(np.asarray(values), self.rows, self.columns)
 
 
-def _index_of(labels: Sequence[str], label: str, what: str) -> int:
+def _index_of(index: Mapping[str, int], label: str, what: str) -> int:
     try:
-        return labels.index(label)  # type: ignore[union-attr]
-    except ValueError:
-        raise ValueError(f"{label!r} is not a {what} of this matrix ({len(labels)} {what}s)") from None
+        return index[label]
+    except KeyError:
+        raise ValueError(f"{label!r} is not a {what} of this matrix ({len(index)} {what}s)") from None
 
 
 def term_document_matrix(
@@ -180,13 +183,24 @@ def inverse_document_frequency(counts: np.ndarray, base: float = 10.0) -> np.nda
     return np.log(counts.shape[1] / document_frequency) / np.log(base)
 
 
-def tf_idf(counts: np.ndarray, base: float = 10.0) -> np.ndarray:
+def tf_idf(counts: np.ndarray, base: float = 10.0, idf: np.ndarray | None = None) -> np.ndarray:
     """tf-idf weighting of a term-document matrix: ``w[t, d] = tf(t, d) * idf(t)`` (Salton; J&M section 6.5).
 
     With base 10 this reproduces Jurafsky & Martin's Shakespeare example
     (e.g. *battle* in *Julius Caesar*: ``(1 + log10 7) * log10(37/21) = 0.454``).
+
+    By default idf is computed from ``counts`` itself, i.e. over *its* columns:
+    weighting four plays out of 37 gives four-play idf values. To weight a
+    subset with the whole collection's idf, pass ``idf`` (one value per row),
+    e.g. ``inverse_document_frequency(all_plays)[rows]``.
     """
-    return term_frequency(counts, base) * inverse_document_frequency(counts, base)[:, None]
+    tf = term_frequency(counts, base)
+    if idf is None:
+        idf = inverse_document_frequency(counts, base)
+    idf = np.asarray(idf, dtype=np.float64)
+    if idf.shape != (tf.shape[0],):
+        raise ValueError(f"idf has shape {idf.shape}; expected ({tf.shape[0]},), one value per term (row)")
+    return tf * idf[:, None]
 
 
 def ppmi(counts: np.ndarray, alpha: float = 1.0) -> np.ndarray:
@@ -247,6 +261,11 @@ def nearest_neighbours(matrix: CountMatrix, word: str, k: int = 10) -> list[tupl
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     target = matrix.row(word)
+    if not np.any(target):
+        raise ValueError(
+            f"{word!r} has an all-zero vector (e.g. tf-idf zeroes a word found in every document), "
+            "so it has no direction and no neighbours; use the raw counts or another word"
+        )
     similarities = cosine_similarity(matrix.values, target)
     order = np.argsort(-similarities, kind="stable")
     neighbours = [(matrix.rows[i], float(similarities[i])) for i in order if matrix.rows[i] != word]

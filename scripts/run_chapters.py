@@ -4,7 +4,8 @@
     python scripts/run_chapters.py book/part1/ngram_models.ipynb
 
 Runs each notebook top to bottom in a fresh kernel from its own folder, then drops the
-per-cell execution timestamps and the interpreter version, so that a re-run changes the
+per-cell execution timestamps and the interpreter version and merges each cell's
+consecutive print outputs, so that a re-run changes the
 file only where an output really changed. nbval (in `make test`) then checks the stored
 outputs are reproducible.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 import nbformat
 import yaml
 from nbclient import NotebookClient
+from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
 ROOT = Path(__file__).resolve().parent.parent
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -31,6 +33,9 @@ def toc_chapters() -> list[Path]:
 def run(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(path.parent)}}).execute()
+    # A cell's prints arrive as several stream messages, split wherever the kernel happened
+    # to flush; merging them makes the stored output (and the rendered page) one block.
+    nb, _ = CoalesceStreamsPreprocessor().preprocess(nb, {})
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         for output in cell.get("outputs", []):

@@ -204,6 +204,21 @@ def test_nearest_neighbours_of_fool_are_comedies(plays):
     assert [w for w, _ in neighbours] == best
     with pytest.raises(ValueError, match="k must be at least 1"):
         vectors.nearest_neighbours(matrix, "fool", k=0)
+    with pytest.raises(ValueError, match="'good' has an all-zero vector"):
+        vectors.nearest_neighbours(weighted, "good")
+
+
+def test_tf_idf_of_a_subset_can_use_the_collections_idf(plays):
+    """Four plays weighted with the 37-play idf: fool and wit keep their weight (four-play idf zeroes them)."""
+    every = vectors.term_document_matrix(plays, vocabulary=FOUR_WORDS)
+    four = every.select(columns=FOUR_PLAYS)
+    local = vectors.tf_idf(four.values)
+    assert np.all(local[2:] == 0)  # fool and wit occur in all four plays
+    collection = vectors.tf_idf(four.values, idf=vectors.inverse_document_frequency(every.values))
+    np.testing.assert_allclose(collection, vectors.tf_idf(every.values)[:, [every.columns.index(p) for p in FOUR_PLAYS]])
+    assert np.all(collection[2:] > 0)
+    with pytest.raises(ValueError, match="one value per term"):
+        vectors.tf_idf(four.values, idf=np.ones(3))
 
 
 # --- SVD and LSI ---------------------------------------------------------------------------
