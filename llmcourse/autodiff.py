@@ -23,11 +23,14 @@ import random
 from collections.abc import Callable, Iterable
 from typing import Union
 
+import numpy as np
+
 Number = Union[int, float]
 
 
 def _is_number(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+    # numpy scalars (np.float64, np.int64) count: inputs often come from arrays.
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
 
 
 class Value:
@@ -93,6 +96,11 @@ class Value:
 
     def exp(self) -> Value:
         """out = e^a;  d out/d a = e^a = out."""
+        if self.data > 709.78:  # e^709.78 is the largest float64
+            raise ValueError(
+                f"exp({self.data:g}) overflows a float; inputs that large usually mean a missing "
+                "normalisation (subtract the maximum before exp, as a stable softmax does)"
+            )
         out = Value(math.exp(self.data), (self,), "exp")
 
         def _backward() -> None:

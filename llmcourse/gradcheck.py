@@ -117,7 +117,9 @@ def gradient_check(
                 f"gradient check failed for {name}: relative error {error:.3g} > tolerance {tolerance:g}. "
                 f"Largest difference at {name}[{', '.join(map(str, index))}]: analytic {analytic[where]:.8g}, "
                 f"numerical {numerical[where]:.8g}. Re-derive the backward step that produces d{name}; "
-                "check for a missing factor, a transposed matrix or a sign."
+                "check for a missing factor, a transposed matrix or a sign. If the function has kinks "
+                "(ReLU, max), an input within eps of one also breaks finite differences: retry with a "
+                "smaller eps before hunting for a bug."
             )
         worst = max(worst, error)
     return worst

@@ -183,3 +183,12 @@ def test_mlp_gradients_match_finite_differences_and_training_lowers_loss():
 def test_errors_say_what_to_do(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_numpy_scalars_are_numbers_and_exp_overflow_is_explained():
+    import numpy as np
+
+    assert (Value(np.int64(3)) * np.float64(2.0)).data == 6.0
+    with pytest.raises(ValueError, match="overflows a float"):
+        Value(800.0).exp()
+    assert Value(700.0).exp().data == pytest.approx(math.exp(700.0))
