@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from llmcourse.mlp import softmax
+from llmcourse.mlp import log_softmax, softmax
 
 PARAMETERS = ("U", "W", "V", "b", "c")
 
@@ -150,7 +150,10 @@ class ElmanRNN:
         if targets.min() < 0 or targets.max() >= self.output_size:
             raise ValueError(f"targets must lie in 0 .. {self.output_size - 1}, got {targets.min()} .. {targets.max()}")
         hidden, probs = self.forward(x, h0)
-        loss = float(-np.mean(np.log(probs[np.arange(T), targets])))
+        # From log-softmax, not log(probs): a target whose probability underflows to 0
+        # still gives a finite (large) loss instead of inf.
+        log_probs = log_softmax(hidden @ p["V"].T + p["c"])
+        loss = float(-np.mean(log_probs[np.arange(T), targets]))
 
         grads = {name: np.zeros_like(value) for name, value in p.items()}
         dh_from_future = np.zeros(self.hidden_size)  # dL/dh_t through h_{t+1}; nothing beyond the last step
@@ -199,9 +202,11 @@ def gradient_norms_through_time(
 def clip_gradient_norm(grads: Mapping[str, np.ndarray], max_norm: float) -> tuple[dict[str, np.ndarray], float]:
     """Scale all gradients together so their global norm sqrt(sum ||g||^2) is at most ``max_norm``.
 
-    Returns the clipped gradients (new arrays) and the norm before clipping. The
-    scale is max_norm / (norm + 1e-6) when norm > max_norm, as in
-    ``torch.nn.utils.clip_grad_norm_``: the direction is kept, only the step shrinks.
+    Returns the clipped gradients (new arrays) and the norm before clipping. Every
+    gradient is multiplied by ``min(1, max_norm / (norm + 1e-6))``, exactly as
+    ``torch.nn.utils.clip_grad_norm_`` does (so a norm just below ``max_norm`` is
+    shrunk by a factor of about 1 - 1e-6 too): the direction is kept, only the step shrinks.
+    Pass only the parameters' gradients: an extra entry such as ``"h0"`` would count in the norm.
     """
     if not max_norm > 0:
         raise ValueError(f"max_norm must be positive, got {max_norm}")

@@ -147,3 +147,14 @@ def test_spectral_radius_is_what_was_asked():
 def test_bad_inputs(call, message):
     with pytest.raises(ValueError, match=message):
         call(rnn.ElmanRNN(6, 5, 7))
+
+
+def test_loss_stays_finite_when_a_target_probability_underflows():
+    """Huge output weights make some probabilities exactly 0 in float64; the loss must not be inf."""
+    net = rnn.ElmanRNN(5, 4, 5, seed=0)
+    net.params["V"] = net.params["V"] * 1e4
+    inputs, targets = [0, 1, 2, 3], [4, 3, 2, 1]
+    loss, _ = net.loss_and_gradients(inputs, targets)
+    assert np.isfinite(loss)
+    logits = torch.tensor(net.forward(inputs)[0] @ net.params["V"].T + net.params["c"])
+    assert loss == pytest.approx(torch.nn.functional.cross_entropy(logits, torch.tensor(targets)).item(), rel=1e-9)
