@@ -23,6 +23,12 @@ module              what it holds
 ``ffnlm``           Bengio et al.'s (2003) feed-forward neural LM (PyTorch)
 ``rnn``             the Elman RNN in numpy: BPTT, vanishing gradients, clipping
 ``rnnlm``           RNN/LSTM/GRU language models in PyTorch
+``attention``       regression as attention, stable softmax, scaled dot-product and multi-head attention
+``transformer``     LayerNorm, norm invariances, positions, the pre-norm block (numpy)
+``gpt``             the block and a GPT in PyTorch: fused/explicit attention, KV cache, sampling
+``train``           the GPT trainer: config, checkpoints, MFU, DDP (``llmcourse train``)
+``sizing``          parameter, FLOP, KV-cache and training-memory calculators; model presets
+``hardware``        device peak FLOP/s (data sheets, a CPU estimate) and model FLOPs utilisation
 ``experiments``     commands that record long runs as JSON for the chapters
 ``grading``         the harness assignments use to check a student's function
 ``assignments``     nbgrader wiring: generate, autograde, feedback, export
@@ -30,7 +36,8 @@ module              what it holds
 
 Importing the package is cheap on purpose (no torch, no matplotlib): grading
 kernels import it once per student notebook. The PyTorch modules (``ffnlm``,
-``rnnlm``, ``word2vec_torch``, ``experiments``) import torch when they are themselves imported.
+``rnnlm``, ``word2vec_torch``, ``experiments``, ``gpt``, ``train``, ``hardware``) import torch
+when they are themselves imported; ``attention`` only inside its two torch functions.
 """
 
 __version__ = "0.1.0"

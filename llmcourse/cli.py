@@ -2,6 +2,7 @@
 
     llmcourse assignments [ps1 ...]   regenerate assignments/psN from solutions/psN
     llmcourse grade ps1               autograde submitted/*/ps1, write feedback/, export grades.csv
+    llmcourse train [options]         train a GPT on Tiny Shakespeare (python -m llmcourse.train; --help lists options)
 
 The Makefile targets (`make assignments`, `make grade ASSIGNMENT=ps1`) call these.
 """
@@ -24,11 +25,20 @@ def _parser() -> argparse.ArgumentParser:
     grade = sub.add_parser("grade", help="autograde every submission, write feedback, export grades.csv")
     grade.add_argument("assignment", help="assignment name, e.g. ps1")
     grade.add_argument("--output", type=Path, default=None, help="where to write the grades (default: grades.csv)")
+    # The trainer parses its own options (llmcourse train --help), so they are passed through untouched.
+    sub.add_parser("train", help="train a GPT on Tiny Shakespeare's characters", add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, options = parser.parse_known_args(argv)
+    if args.command == "train":
+        from llmcourse import train  # imports torch: only for this command
+
+        return train.main(options)
+    if options:
+        parser.error(f"unrecognized arguments: {' '.join(options)}")
     try:
         root = assignments.find_course_root(args.root)
         if args.command == "assignments":
