@@ -28,6 +28,7 @@ import argparse
 import gzip
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -103,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--workers", type=int, default=None, help="gensim worker threads (default: every usable core)")
     parser.add_argument("--batch-size", type=int, default=Word2VecConfig.batch_size, help="llmcourse centres per step")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads for llmcourse (default: torch's choice, one per core)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     parser.add_argument("--check", action="store_true", help="exit 1 unless both targets are met")
     args = parser.parse_args(argv)
@@ -111,16 +114,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
     logging.getLogger("gensim").setLevel(logging.WARNING)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     device = args.device or str(default_device())
     workers = args.workers or usable_cores()
     config = Word2VecConfig(epochs=args.epochs, batch_size=args.batch_size)
     tokens = load_corpus(args.corpus, args.words)
+    load_before = os.getloadavg()[0]  # other work on the machine skews both sides' times
 
     gensim_result = run_gensim(tokens, config, workers)
     ours = run_ours(tokens, config, device)
     record = {
         "command": "python " + " ".join(["benchmarks/bench_word2vec.py", *sys.argv[1:]] if argv is None else argv),
         "hardware": hardware(device),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg()[0],
         "corpus": args.corpus if args.words is None else f"{args.corpus}, first {args.words} words",
         "corpus_words": len(tokens),
         "epochs": args.epochs,
@@ -133,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"SGNS on {record['corpus']} ({len(tokens):,} words), {args.epochs} epoch(s), dim {config.dim}")
     print(f"hardware: {record['hardware']}")
+    print(f"load average (1 min) before/after: {record['load_average_before']:.1f} / {record['load_average_after']:.1f}")
     print(f"{'':28}{'gensim ' + gensim_result['version']:>18}{'llmcourse':>14}")
     rows = [
         ("device", f"CPU x{workers}", device),

@@ -60,6 +60,7 @@ class Word2VecConfig:
     min_count: int = 5  # rarer words are removed from the text
     sample: float = 1e-3  # subsampling threshold t; 0 keeps every word
     batch_size: int = 1024  # centre positions per step (see the module docstring)
+    shuffle: bool = True  # visit centres in random order; False shows the repeated-row trap
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -159,7 +160,7 @@ def train_word2vec(
         epoch_start = time.perf_counter()
         kept = ids[rng.random(len(ids)) < keep[ids]]  # subsampling, fresh each epoch
         reach = rng.integers(1, config.window + 1, size=len(kept))  # the reduced window per centre
-        order = rng.permutation(len(kept))
+        order = rng.permutation(len(kept)) if config.shuffle else np.arange(len(kept))
         kept_on_device = torch.from_numpy(kept).to(device)
         # Accumulated on the device: reading a GPU number every step would stall the pipeline.
         loss_sum = torch.zeros((), device=device)

@@ -47,6 +47,9 @@ def run(path: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return 0
     paths = [Path(a).resolve() for a in argv] or toc_chapters()
     for path in paths:
         if path.suffix != ".ipynb" or not path.is_file():
