@@ -12,7 +12,7 @@ vocabulary word), so that similar words can share what is learned about them:
 The lecture notes (after Jurafsky & Martin) write the same network as
 e = [E x_1; E x_2; E x_3], h = sigma(W e + b), y = softmax(U h): E is Bengio's C and
 their W is his H. Training minimises the cross-entropy -ln P(w_t | context), the
-mean over all training windows. Book chapter: *Feed-forward neural language models*.
+mean over all training windows. Book chapter: *Neural language models: feed-forward and recurrent*, "The feed-forward neural language model".
 
 The data helpers cut sentences exactly as :class:`llmcourse.ngram.NgramModel` does
 (n - 1 ``<s>`` before each sentence, one ``</s>`` after it, unseen words as

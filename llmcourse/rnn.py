@@ -20,7 +20,7 @@ from two places, the output at step t and the hidden state at step t + 1:
 
 and, because the weights are shared, each weight's gradient is a sum over steps:
 dU = sum_t da_t h_{t-1}^T, dW = sum_t da_t x_t^T, dV = sum_t dz_t h_t^T.
-Book chapter: *Recurrent neural networks*. The tests check every gradient
+Book chapter: *Neural language models: feed-forward and recurrent*. The tests check every gradient
 against PyTorch autograd.
 
 Going k steps back multiplies the gradient by k Jacobians diag(1 - h^2) U^T, so

@@ -12,7 +12,7 @@ Training uses teacher forcing (the input at t + 1 is the true token, whatever th
 model predicted) and truncated backpropagation through time: the training text is
 cut into chunks of ``bptt`` tokens; the hidden state flows from one chunk to the
 next, but gradients stop at chunk boundaries, so memory and time per step stay fixed.
-Book chapter: *Recurrent neural networks*, "RNN language models".
+Book chapter: *Neural language models: feed-forward and recurrent*, "RNN language models".
 
 The text is one stream (:func:`token_stream`): a single ``<s>``, then every sentence
 followed by its ``</s>``. The model scores every token of the stream after the
@@ -115,11 +115,13 @@ class RNNLanguageModel(nn.Module):
         Uses :func:`llmcourse.sampling.sample_with_temperature`: T = 0 is greedy (the
         argmax, no randomness), T = 1 the model's own distribution. Seeded: the same
         seed gives the same tokens. Stops early after generating ``stop_id`` (e.g. ``</s>``),
-        which is included in the result. Start from ``[vocab.index["<s>"]]`` to generate from scratch.
+        which is included in the result. To generate a fresh line, start from
+        ``[vocab.index["</s>"]]``: in a :func:`token_stream` every line but the first
+        follows ``</s>``, while ``<s>`` occurs only once.
         """
         prompt = list(prompt_ids)
         if not prompt:
-            raise ValueError("prompt_ids must hold at least one token id; start with the id of <s> to generate from scratch")
+            raise ValueError("prompt_ids must hold at least one token id; start with the id of </s> to generate a fresh line")
         if num_tokens < 0:
             raise ValueError(f"num_tokens must be >= 0, got {num_tokens}")
         was_training = self.training

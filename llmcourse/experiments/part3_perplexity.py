@@ -6,7 +6,7 @@ and scored on the same held-out tokens: the N = 27,982 words and ``</s>`` of the
 ``<s>``, ``</s>``, ``<unk>``). The n-gram models pad each line with ``<s>``; the
 FFNLM uses the same windows (``ffnlm.make_windows``); the RNN reads the lines as
 one stream (``rnnlm.token_stream``) and predicts the same tokens. So the
-perplexities are directly comparable. Book chapter: *Recurrent neural networks*,
+perplexities are directly comparable. Book chapter: *Neural language models: feed-forward and recurrent*,
 "How good are neural language models?".
 
     python -m llmcourse.experiments.part3_perplexity --out book/part3/results/perplexity.json --threads 1
