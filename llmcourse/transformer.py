@@ -39,23 +39,21 @@ def layer_norm(x: np.ndarray, gamma: np.ndarray | None = None, beta: np.ndarray 
 
     The variance is the biased one (divide by d), as in ``torch.nn.LayerNorm``.
     """
-    x = np.asarray(x, dtype=np.float64)
-    mean = x.mean(axis=-1, keepdims=True)
-    var = x.var(axis=-1, keepdims=True)
-    y = (x - mean) / np.sqrt(var + eps)
-    if gamma is not None:
-        y = y * gamma
-    if beta is not None:
-        y = y + beta
-    return y
+    return _normalize(x, -1, gamma, beta, eps)
 
 
 def batch_norm(x: np.ndarray, gamma: np.ndarray | None = None, beta: np.ndarray | None = None, eps: float = 1e-5) -> np.ndarray:
     """BN(x) = gamma * (x - mean) / sqrt(var + eps) + beta over the first axis (one feature across the batch),
     with the batch's own statistics, as in training mode."""
+    return _normalize(x, 0, gamma, beta, eps)
+
+
+def _normalize(x: np.ndarray, axis: int, gamma: np.ndarray | None, beta: np.ndarray | None, eps: float) -> np.ndarray:
+    """gamma * (x - mean) / sqrt(var + eps) + beta with statistics along ``axis``: the only
+    difference between layer norm (last axis: one example's features) and batch norm (axis 0)."""
     x = np.asarray(x, dtype=np.float64)
-    mean = x.mean(axis=0, keepdims=True)
-    var = x.var(axis=0, keepdims=True)
+    mean = x.mean(axis=axis, keepdims=True)
+    var = x.var(axis=axis, keepdims=True)
     y = (x - mean) / np.sqrt(var + eps)
     if gamma is not None:
         y = y * gamma

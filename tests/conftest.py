@@ -53,3 +53,14 @@ def repo_root() -> Path:
 for _name, _sub in (("MPLCONFIGDIR", "mplconfig"), ("TORCHINDUCTOR_CACHE_DIR", "torchinductor")):
     os.environ.setdefault(_name, str(BUILD_DIR / _sub))
     Path(os.environ[_name]).mkdir(parents=True, exist_ok=True)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For modules that train tiny torch models: one thread is faster than two, and fair to a shared machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

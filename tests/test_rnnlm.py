@@ -15,13 +15,7 @@ from llmcourse.vocab import BOS, EOS
 SENTENCES = [["a", "b", "c"], ["b", "c"], ["c", "a", "b", "c"], ["a", "c"]] * 30
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: one thread is faster than two, and fair to a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
