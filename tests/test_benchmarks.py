@@ -59,3 +59,13 @@ def test_word2vec_benchmark_runs_both_systems(tmp_path):
     bad = subprocess.run([sys.executable, "benchmarks/bench_word2vec.py", "--words", "50"], cwd=REPO_ROOT,
                          env=tool_env(), capture_output=True, text=True)
     assert bad.returncode == 2 and "--words must be at least 10000" in bad.stderr
+
+
+def test_recorded_word2vec_run_meets_the_targets():
+    """The README's word2vec figures: a full text8_prefix run, 5 epochs, both targets met on this CPU."""
+    record = json.loads((REPO_ROOT / "benchmarks/results/word2vec.json").read_text())
+    assert record["corpus"] == "text8_prefix" and record["epochs"] == 5 and record["corpus_words"] == 2_139_748
+    assert record["llmcourse"]["device"] == "cpu"
+    assert record["ratio_words_per_second"] >= 0.5
+    assert record["analogy_gap_points"] >= -2.0
+    assert record["llmcourse"]["analogy"]["evaluated"] == record["gensim"]["analogy"]["evaluated"] > 9000
