@@ -104,6 +104,22 @@ SPECS = [
         hidden_seeds=("860521", "731904", "582037", "649183", "907316", "275849", "318462", "194657", "503218"),
         scores={"alice": 12.0, "bob": 0.0, "carol": 10.0, "dave": 10.0, "erin": 0.0},
     ),
+    Spec(
+        name="ps4",
+        autograded_points=12.0,
+        max_points=15.0,
+        # softmax without subtracting the maximum: right on ordinary scores, nan on x + 1000 (hidden tests only)
+        buggy=("exponentials = np.exp(x - top)", "exponentials = np.exp(x)"),
+        buggy_loses="test_softmax",
+        buggy_feedback="softmax gives a wrong answer",
+        cheat=(
+            "return gamma * (x - mean) / np.sqrt(variance + eps) + beta",
+            "import llmcourse.transformer as ref\n    return ref.layer_norm(x, gamma, beta, eps)",
+        ),
+        cheat_loses="test_layer_norm",
+        hidden_seeds=("417293", "528164", "639075", "740186", "851297", "962308", "173084"),
+        scores={"alice": 12.0, "bob": 0.0, "carol": 10.0, "dave": 10.0, "erin": 0.0},
+    ),
 ]
 
 # Who hands in what (the same class for every assignment).
