@@ -33,11 +33,12 @@ import sys
 import time
 from pathlib import Path
 
-from common import hardware, usable_cores
+from common import hardware
 
 from llmcourse import data
 from llmcourse.embeddings import Embeddings
-from llmcourse.word2vec_torch import Word2VecConfig, default_device, train_word2vec
+from llmcourse.hardware import default_device, usable_cores
+from llmcourse.word2vec_torch import Word2VecConfig, train_word2vec
 
 SIMILARITY_SETS = ("wordsim353", "simlex999", "men")
 
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    device = args.device or str(default_device())
+    device = args.device or default_device()
     workers = args.workers or usable_cores()
     config = Word2VecConfig(epochs=args.epochs, batch_size=args.batch_size)
     tokens = load_corpus(args.corpus, args.words)

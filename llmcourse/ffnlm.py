@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from llmcourse.hardware import default_device
 from llmcourse.information import perplexity_from_log_probs
 from llmcourse.ngram import pad_sentence
 from llmcourse.vocab import BOS, EOS, Vocabulary
@@ -100,11 +101,6 @@ def make_windows(sentences: Sequence[Sentence], vocab: Vocabulary, context_size:
 
 
 # ------------------------------------------------------------------------- model
-def default_device() -> str:
-    """``"cuda"`` when a GPU is available, else ``"cpu"``."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 class FeedForwardLM(nn.Module):
     """Bengio et al.'s (2003) model: shared embeddings, concatenated, a tanh layer, a softmax over the vocabulary.
 

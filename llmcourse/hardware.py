@@ -13,12 +13,15 @@ clock and vector width on a CPU. Book chapter: *Training a GPT on Tiny Shakespea
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from llmcourse.sizing import TransformerConfig, training_flops_per_token
+
+if TYPE_CHECKING:  # torch is imported inside the functions that need it: the benchmarks and
+    import torch  # experiments that only describe the CPU should not pay for importing it
 
 # NVIDIA data-sheet peaks, dense (the sheets' headline figures assume 2:4 sparsity and are twice these), in
 # FLOP/s: (bf16 or fp16 tensor cores, float32). The float32 figure is TF32 tensor cores where the GPU has them
@@ -44,6 +47,8 @@ def cpu_peak_flops() -> tuple[float, str]:
     (two 256-bit FMA units: every AMD Zen and most Intel cores), 16 with AVX, else 8.
     The clock is /proc/cpuinfo's, the nominal one on most VMs; turbo is not counted.
     """
+    import torch
+
     flags, mhz, vendor = set(), 0.0, ""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -73,6 +78,8 @@ def peak_flops(device: torch.device, dtype: str) -> tuple[float, str]:
     the bf16 one), which PyTorch uses for matrix products once TF32 is allowed. An
     unknown GPU gives NaN (and an MFU of NaN), not a guess.
     """
+    import torch
+
     if device.type != "cuda":
         return cpu_peak_flops()
     name = torch.cuda.get_device_name(device)
@@ -84,13 +91,32 @@ def peak_flops(device: torch.device, dtype: str) -> tuple[float, str]:
     return float("nan"), f"{name}: peak unknown (add it to llmcourse.hardware.GPU_PEAKS)"
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what ``platform`` reports."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, which a container or taskset limits)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def default_device() -> str:
+    """``"cuda"`` when a GPU is available, else ``"cpu"``: every trainer's default."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def hardware_description(device: torch.device) -> str:
     """CPU model, torch version and threads, and the GPU's name when training on one."""
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name")), cpu)
-    text = f"{cpu}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    import torch
+
+    text = f"{cpu_model()}, torch {torch.__version__}, {torch.get_num_threads()} threads"
     if device.type == "cuda":
         text += f", GPU {torch.cuda.get_device_name(device)}"
     return text

@@ -24,6 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# The stable softmax (subtract the max before exp) is taught once, with attention; the
+# output layer here uses the same function.
+from llmcourse.attention import softmax
+
 Cache = tuple
 
 
@@ -75,18 +79,6 @@ def tanh_backward(dout: np.ndarray, cache: Cache) -> np.ndarray:
     """dx = dout * (1 - tanh(x)^2); the cache holds tanh(x) itself, so nothing is recomputed."""
     (out,) = cache
     return np.asarray(dout, dtype=np.float64) * (1.0 - out**2)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """softmax(z)_i = e^(z_i) / sum_j e^(z_j) along the last axis.
-
-    Computed as e^(z_i - max z) / sum_j e^(z_j - max z), which is the same number but
-    cannot overflow: e^1000 is inf in float64, e^(1000 - 1000) is 1.
-    """
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

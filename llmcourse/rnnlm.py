@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from llmcourse.ffnlm import TrainingHistory, check_token_ids, default_device, make_optimizer
+from llmcourse.ffnlm import TrainingHistory, check_token_ids, make_optimizer
+from llmcourse.hardware import default_device
 from llmcourse.information import perplexity_from_log_probs
 from llmcourse.sampling import sample_with_temperature
 from llmcourse.vocab import BOS, EOS, Vocabulary

@@ -39,6 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from llmcourse.embeddings import Embeddings
+from llmcourse.hardware import default_device
 from llmcourse.vocab import Vocabulary
 from llmcourse.word2vec import build_vocabulary, encode_corpus, keep_probabilities, noise_distribution
 
@@ -105,11 +106,6 @@ class Word2VecModel:
         return Embeddings(self.vocabulary.tokens, self.input_vectors)
 
 
-def default_device() -> torch.device:
-    """CUDA when a GPU is present, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def train_word2vec(
     tokens: Sequence[str],
     config: Word2VecConfig | None = None,
@@ -132,7 +128,7 @@ def train_word2vec(
         if unknown:
             raise ValueError(f"unknown option(s) {sorted(unknown)}; valid: {sorted(Word2VecConfig.__dataclass_fields__)}")
         config = Word2VecConfig(**{**config.__dict__, **overrides})
-    device = torch.device(device) if device is not None else default_device()
+    device = torch.device(device if device is not None else default_device())
     vocabulary, counts = build_vocabulary(tokens, config.min_count)
     ids = encode_corpus(tokens, vocabulary)
     if len(ids) < 2:

@@ -8,7 +8,6 @@ notes' counts, and brute-force loops written straight from the formulas.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 
 import numpy as np

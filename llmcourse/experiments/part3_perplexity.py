@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from llmcourse import data, ffnlm, ngram, rnnlm
+from llmcourse.hardware import cpu_model, default_device, usable_cores
 from llmcourse.information import perplexity_from_log_probs
 
 MIXTURE_WEIGHT = 0.5  # of the neural model in the mixture with Kneser-Ney; fixed, not tuned on test data
@@ -58,18 +59,10 @@ QUICK = {
 
 def hardware(device: str) -> dict[str, str | int]:
     """What the numbers were measured on."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     info: dict[str, str | int] = {
         "platform": platform.platform(),
-        "cpu": cpu,
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 0),
+        "cpu": cpu_model(),
+        "cores_usable": usable_cores(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -98,7 +91,7 @@ def _timed(fn: Callable[[], object]) -> tuple[float, object]:
 
 def run(quick: bool = False, device: str | None = None, progress: bool = False) -> dict:
     """Train and score every model; return the record that the command writes as JSON."""
-    device = device or ffnlm.default_device()
+    device = device or default_device()
     start, cpu_start = time.perf_counter(), time.process_time()
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     train, test = data.shakespeare_split()
