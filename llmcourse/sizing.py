@@ -20,6 +20,11 @@ costs C ~= 6 N D plus the attention term. Memory follows Rajbhandari et al. (202
 "ZeRO") for weights, gradients and Adam state, and Korthikanti et al. (2022,
 "Reducing activation recomputation in large transformer models") for activations.
 
+A mixture-of-experts model (:class:`MoEConfig`: Mixtral, DeepSeek-V3) has two counts: the
+parameters it stores (``total``) and those one token uses (``active``: k of the routed
+experts per layer), which set its compute, 6 N_active D (chapter *Scaling laws and what
+training costs*).
+
 Everything here is plain Python (no torch), so a chapter can size GPT-3 on a laptop;
 the tests check every count against ``sum(p.numel())`` of instantiated models and
 against published totals.
@@ -417,3 +422,191 @@ def training_memory(
         optimizer=n * 4 * (OPTIMIZER_STATES[optimizer] + (1 if master else 0)),
         activations=activation_bytes(config, batch_size, context, activation_dtype or param_dtype, flash_attention),
     )
+
+
+# --- mixture of experts -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MoEConfig:
+    """A decoder whose MLPs are mixtures of experts (Shazeer et al. 2017; Mixtral, DeepSeek-V3).
+
+    Each MoE layer holds ``n_routed_experts`` expert MLPs of hidden width ``expert_d_ff`` and a
+    router (a d x n_routed_experts matrix) that sends each token to ``experts_per_token`` of them;
+    ``n_shared_experts`` more experts see every token (DeepSeek). The first ``n_dense_layers``
+    keep one dense MLP of width ``dense_d_ff``. So the model *holds* every expert but each token
+    *uses* only k of them: total and active parameters differ.
+
+    Modern conventions, unlike :class:`TransformerConfig`: no biases, RMSNorm (one gain vector),
+    gated MLPs (SwiGLU: gate, up and down matrices, 3 d d_ff), rotary positions (no parameters),
+    an untied output head. Attention is grouped-query (``n_kv_head`` key/value heads shared by
+    the ``n_head`` query heads) or, with ``attention="mla"``, DeepSeek's multi-head latent
+    attention: queries and keys/values pass through low-rank bottlenecks of width
+    ``q_lora_rank`` and ``kv_lora_rank`` (with an RMSNorm each), plus a ``qk_rope_head_dim``-wide
+    rotary part per head; ``head_dim`` is then the non-rotary query/key width.
+    """
+
+    n_layer: int
+    d_model: int
+    vocab_size: int
+    n_head: int
+    head_dim: int
+    n_kv_head: int = 0  # 0 = n_head (plain multi-head attention)
+    n_routed_experts: int = 8
+    experts_per_token: int = 2
+    n_shared_experts: int = 0
+    expert_d_ff: int = 14336
+    n_dense_layers: int = 0  # leading layers with a dense MLP instead of experts
+    dense_d_ff: int = 0
+    gated: bool = True  # SwiGLU (3 matrices per MLP); False: 2, as GPT's
+    router_bias: bool = False  # DeepSeek-V3's per-expert bias for auxiliary-loss-free load balancing
+    tied_embeddings: bool = False
+    attention: Literal["gqa", "mla"] = "gqa"
+    q_lora_rank: int = 0  # MLA only
+    kv_lora_rank: int = 0  # MLA only
+    qk_rope_head_dim: int = 0  # MLA only
+    v_head_dim: int = 0  # MLA only; 0 = head_dim
+
+    def __post_init__(self) -> None:
+        for name in ("n_layer", "d_model", "vocab_size", "n_head", "head_dim", "n_routed_experts",
+                     "experts_per_token", "expert_d_ff"):
+            _positive_int(name, getattr(self, name))
+        for name in ("n_kv_head", "n_shared_experts", "n_dense_layers", "dense_d_ff", "q_lora_rank",
+                     "kv_lora_rank", "qk_rope_head_dim", "v_head_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if self.experts_per_token > self.n_routed_experts:
+            raise ValueError(f"experts_per_token ({self.experts_per_token}) cannot exceed n_routed_experts "
+                             f"({self.n_routed_experts}): a token picks its experts from the routed ones")
+        if self.n_dense_layers > self.n_layer:
+            raise ValueError(f"n_dense_layers ({self.n_dense_layers}) cannot exceed n_layer ({self.n_layer})")
+        if self.n_dense_layers and not self.dense_d_ff:
+            raise ValueError("dense layers need their MLP width: set dense_d_ff > 0")
+        if self.attention not in ("gqa", "mla"):
+            raise ValueError(f"attention must be 'gqa' (grouped-query/multi-head) or 'mla' (latent), got {self.attention!r}")
+        if self.attention == "gqa" and self.n_kv_head and self.n_head % self.n_kv_head:
+            raise ValueError(f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head}): "
+                             "each key/value head serves a whole group of query heads")
+        if self.attention == "mla" and not (self.kv_lora_rank and self.qk_rope_head_dim):
+            raise ValueError("attention='mla' needs kv_lora_rank > 0 and qk_rope_head_dim > 0 (q_lora_rank may be 0)")
+
+
+def moe_attention_parameters(config: MoEConfig) -> int:
+    """One layer's attention matrices, with h = n_head, h_kv = n_kv_head, d_h = head_dim:
+
+        grouped-query:  d h d_h (W_q) + 2 d h_kv d_h (W_k, W_v) + h d_h d (W_o)
+        latent (MLA):   d r_q + r_q h (d_h + d_rope)        queries through rank r_q (or d h (d_h + d_rope) without)
+                        + d (r_kv + d_rope) + r_kv h (d_h + d_v)   keys and values through rank r_kv
+                        + h d_v d                          output
+
+    MLA also has an RMSNorm on each bottleneck (r_q + r_kv gains), counted with the norms.
+    """
+    d, h, dh = config.d_model, config.n_head, config.head_dim
+    if config.attention == "gqa":
+        h_kv = config.n_kv_head or h
+        return d * h * dh + 2 * d * h_kv * dh + h * dh * d
+    rope, r_kv, dv = config.qk_rope_head_dim, config.kv_lora_rank, config.v_head_dim or dh
+    q_width = h * (dh + rope)
+    query = d * config.q_lora_rank + config.q_lora_rank * q_width if config.q_lora_rank else d * q_width
+    key_value = d * (r_kv + rope) + r_kv * h * (dh + dv)
+    return query + key_value + h * dv * d
+
+
+def expert_parameters(config: MoEConfig, d_ff: int | None = None) -> int:
+    """One expert (or dense) MLP: 3 d d_ff when gated (SwiGLU), 2 d d_ff otherwise."""
+    return (3 if config.gated else 2) * config.d_model * (config.expert_d_ff if d_ff is None else d_ff)
+
+
+@dataclass(frozen=True)
+class MoEParameterCount:
+    """Parameters of a :class:`MoEConfig` model by component, summed over layers; ``total`` is what the
+    model stores, ``active`` what one token is multiplied by or looks up (k routed experts per layer)."""
+
+    embeddings: int
+    head: int
+    attention: int
+    dense_mlp: int
+    shared_experts: int
+    routed_experts: int  # all of them
+    routers: int  # the d x n_routed_experts matrices
+    router_biases: int
+    norms: int  # RMSNorm gains: two per layer, MLA's two bottleneck norms, the final one
+    active_routed_experts: int  # experts_per_token of them per MoE layer
+
+    @property
+    def total(self) -> int:
+        return (self.embeddings + self.head + self.attention + self.dense_mlp + self.shared_experts
+                + self.routed_experts + self.routers + self.router_biases + self.norms)
+
+    @property
+    def active(self) -> int:
+        return self.total - self.routed_experts + self.active_routed_experts
+
+    @property
+    def active_matmul(self) -> int:
+        """The weights a token is multiplied by (the N of 6 N D): the active parameters less the embedding
+        lookup, the norms and the router biases (each O(d) work per token or less)."""
+        return self.active - self.embeddings - self.norms - self.router_biases
+
+    def as_dict(self) -> dict[str, int]:
+        parts = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**parts, "total": self.total, "active": self.active}
+
+
+def moe_parameter_counts(config: MoEConfig) -> MoEParameterCount:
+    """Every parameter of ``config`` by component, and how many a token uses (see :class:`MoEParameterCount`)."""
+    d, L, V = config.d_model, config.n_layer, config.vocab_size
+    moe_layers = L - config.n_dense_layers
+    expert = expert_parameters(config)
+    latent_norms = config.q_lora_rank + config.kv_lora_rank if config.attention == "mla" else 0
+    return MoEParameterCount(
+        embeddings=V * d,
+        head=0 if config.tied_embeddings else V * d,
+        attention=L * moe_attention_parameters(config),
+        dense_mlp=config.n_dense_layers * expert_parameters(config, config.dense_d_ff),
+        shared_experts=moe_layers * config.n_shared_experts * expert,
+        routed_experts=moe_layers * config.n_routed_experts * expert,
+        routers=moe_layers * d * config.n_routed_experts,
+        router_biases=moe_layers * config.n_routed_experts if config.router_bias else 0,
+        norms=L * (2 * d + latent_norms) + d,
+        active_routed_experts=moe_layers * config.experts_per_token * expert,
+    )
+
+
+def moe_training_flops(config: MoEConfig, tokens: float) -> float:
+    """Training compute on ``tokens`` tokens, C ~= 6 N_active D with N_active = the active matrix weights
+    (:attr:`MoEParameterCount.active_matmul`); the attention scores and the router's top-k are left out."""
+    if tokens < 0:
+        raise ValueError(f"tokens must be >= 0, got {tokens}")
+    return 6.0 * moe_parameter_counts(config).active_matmul * float(tokens)
+
+
+# Mixtral 8x7B: Jiang et al. (2024, "Mixtral of experts", Table 1). DeepSeek-V3: DeepSeek-AI (2024,
+# "DeepSeek-V3 technical report", section 4.2), with the dense layers' width (18432), the vocabulary
+# (129280) and the router bias from the released config. Its multi-token-prediction module (another
+# ~14B parameters, used only in training) is not part of the 671B and is not counted here.
+MOE_PRESETS: dict[str, MoEConfig] = {
+    "mixtral-8x7b": MoEConfig(n_layer=32, d_model=4096, vocab_size=32000, n_head=32, head_dim=128, n_kv_head=8,
+                              n_routed_experts=8, experts_per_token=2, expert_d_ff=14336),
+    "deepseek-v3": MoEConfig(n_layer=61, d_model=7168, vocab_size=129280, n_head=128, head_dim=128,
+                             n_routed_experts=256, experts_per_token=8, n_shared_experts=1, expert_d_ff=2048,
+                             n_dense_layers=3, dense_d_ff=18432, router_bias=True, attention="mla",
+                             q_lora_rank=1536, kv_lora_rank=512, qk_rope_head_dim=64, v_head_dim=128),
+}
+# (total, active) parameters as published: Mistral AI's release notes for Mixtral (46.7B / 12.9B; the paper
+# rounds to 47B / 13B) and the DeepSeek-V3 report's abstract (671B / 37B).
+PUBLISHED_MOE_PARAMETERS: dict[str, tuple[float, float]] = {
+    "mixtral-8x7b": (46.7e9, 12.9e9),
+    "deepseek-v3": (671e9, 37e9),
+}
+
+
+def moe_preset(name: str, **overrides: object) -> MoEConfig:
+    """The config of a published mixture-of-experts model (``"mixtral-8x7b"``, ``"deepseek-v3"``)."""
+    if name not in MOE_PRESETS:
+        raise ValueError(f"unknown MoE preset {name!r}; the presets are: {', '.join(MOE_PRESETS)}")
+    unknown = set(overrides) - {f.name for f in fields(MoEConfig)}
+    if unknown:
+        raise ValueError(f"unknown MoEConfig field(s) {sorted(unknown)}; valid: {[f.name for f in fields(MoEConfig)]}")
+    return replace(MOE_PRESETS[name], **overrides)  # type: ignore[arg-type]

@@ -314,3 +314,140 @@ def test_bad_configs_and_names():
         sizing.training_memory(sizing.preset("gpt2"), 1, optimizer="lion")
     with pytest.raises(ValueError, match="context must be an integer >= 1"):
         sizing.forward_flops_per_token(sizing.preset("gpt2"), context=0)
+
+
+# --- mixture of experts: total vs active parameters ---------------------------------------------
+
+
+def torch_moe(config: sizing.MoEConfig, routed: int | None = None) -> nn.Module:
+    """A mixture-of-experts decoder from torch layers on the meta device (no memory), laid out as Hugging Face's
+    Mixtral and DeepSeek-V3 modules. With ``routed``, only that many routed experts per MoE layer are built."""
+    d, h, dh = config.d_model, config.n_head, config.head_dim
+    meta = dict(bias=False, device="meta")
+
+    def mlp(d_ff: int) -> nn.Module:
+        m = nn.Module()
+        m.up, m.down = nn.Linear(d, d_ff, **meta), nn.Linear(d_ff, d, **meta)
+        if config.gated:
+            m.gate = nn.Linear(d, d_ff, **meta)
+        return m
+
+    def attention() -> nn.Module:
+        a = nn.Module()
+        if config.attention == "gqa":
+            kv = (config.n_kv_head or h) * dh
+            a.q, a.k, a.v = nn.Linear(d, h * dh, **meta), nn.Linear(d, kv, **meta), nn.Linear(d, kv, **meta)
+            a.o = nn.Linear(h * dh, d, **meta)
+        else:
+            rope, dv, rq, rkv = config.qk_rope_head_dim, config.v_head_dim or dh, config.q_lora_rank, config.kv_lora_rank
+            if rq:  # queries through a rank-rq bottleneck (DeepSeek-V3), or straight from x (DeepSeek-V2-Lite)
+                a.q_a, a.q_a_norm = nn.Linear(d, rq, **meta), nn.RMSNorm(rq, device="meta")
+                a.q_b = nn.Linear(rq, h * (dh + rope), **meta)
+            else:
+                a.q = nn.Linear(d, h * (dh + rope), **meta)
+            a.kv_a, a.kv_a_norm = nn.Linear(d, rkv + rope, **meta), nn.RMSNorm(rkv, device="meta")
+            a.kv_b = nn.Linear(rkv, h * (dh + dv), **meta)
+            a.o = nn.Linear(h * dv, d, **meta)
+        return a
+
+    model = nn.Module()
+    model.embed = nn.Embedding(config.vocab_size, d, device="meta")
+    model.layers = nn.ModuleList()
+    for i in range(config.n_layer):
+        block = nn.Module()
+        block.attn, block.norm1, block.norm2 = attention(), nn.RMSNorm(d, device="meta"), nn.RMSNorm(d, device="meta")
+        if i < config.n_dense_layers:
+            block.mlp = mlp(config.dense_d_ff)
+        else:
+            block.router = nn.Linear(d, config.n_routed_experts, **meta)
+            if config.router_bias:
+                block.router_bias = nn.Parameter(torch.zeros(config.n_routed_experts, device="meta"))
+            count = config.n_routed_experts if routed is None else routed
+            block.experts = nn.ModuleList(mlp(config.expert_d_ff) for _ in range(count))
+            block.shared = nn.ModuleList(mlp(config.expert_d_ff) for _ in range(config.n_shared_experts))
+        model.layers.append(block)
+    model.norm = nn.RMSNorm(d, device="meta")
+    model.head = nn.Linear(d, config.vocab_size, **meta)
+    if config.tied_embeddings:
+        model.head.weight = model.embed.weight
+    return model
+
+
+# DeepSeek-V3's shapes with fewer layers and experts (the full model would build ~47k modules).
+SMALL_DEEPSEEK = sizing.moe_preset("deepseek-v3", n_layer=5, n_dense_layers=2, n_routed_experts=16, experts_per_token=4)
+
+
+@pytest.mark.parametrize("config", [
+    sizing.moe_preset("mixtral-8x7b", n_layer=2),  # Mixtral's shapes, 2 of its 32 layers
+    SMALL_DEEPSEEK,
+    sizing.moe_preset("deepseek-v3", n_layer=2, n_dense_layers=0, n_routed_experts=4, q_lora_rank=0,
+                      experts_per_token=1, router_bias=False),
+    sizing.MoEConfig(n_layer=2, d_model=24, vocab_size=50, n_head=4, head_dim=6, n_routed_experts=5,
+                     experts_per_token=2, n_shared_experts=2, expert_d_ff=10, n_dense_layers=1, dense_d_ff=40,
+                     gated=False, tied_embeddings=True),
+], ids=["mixtral", "deepseek-small", "mla-no-q-rank", "tiny-tied"])  # fmt: skip
+def test_moe_counts_match_torch_modules(config):
+    counts = sizing.moe_parameter_counts(config)
+    assert counts.total == _numel(torch_moe(config))
+    assert counts.active == _numel(torch_moe(config, routed=config.experts_per_token))  # the experts a token uses
+
+
+def test_moe_counts_match_published_totals():
+    # Mixtral 8x7B: 46.7B total / 12.9B active (Mistral AI). Our exact count is 46,702,792,704 / 12,879,925,248.
+    mixtral = sizing.moe_parameter_counts(sizing.moe_preset("mixtral-8x7b"))
+    assert mixtral.total == pytest.approx(46.7e9, rel=1e-3) and mixtral.active == pytest.approx(12.9e9, rel=5e-3)
+    # DeepSeek-V3: 671B total / 37B active (report abstract). The total matches to 0.01%; the active count
+    # (37.55B with the input embedding and the output head) is 1.5% above "37B", a rounded-down figure
+    # (without the 0.93B input embedding, which a token only looks up, it is 36.6B): tolerance 2%.
+    v3 = sizing.moe_parameter_counts(sizing.moe_preset("deepseek-v3"))
+    assert v3.total == pytest.approx(671e9, rel=1e-3)
+    assert v3.active == pytest.approx(37e9, rel=0.02)
+    assert v3.active - v3.embeddings == pytest.approx(37e9, rel=0.02)
+    for name, (total, active) in sizing.PUBLISHED_MOE_PARAMETERS.items():
+        counts = sizing.moe_parameter_counts(sizing.moe_preset(name))
+        assert counts.total == pytest.approx(total, rel=1e-3) and counts.active == pytest.approx(active, rel=0.02)
+    # Only ~5.6% of DeepSeek-V3's parameters meet a given token; Mixtral uses ~28% of its own.
+    assert v3.active / v3.total == pytest.approx(0.056, abs=0.001)
+    assert mixtral.active / mixtral.total == pytest.approx(0.276, abs=0.001)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n_experts=st.integers(1, 64), k=st.integers(1, 8), shared=st.integers(0, 2), layers=st.integers(1, 4))
+def test_more_experts_add_parameters_not_active_ones(n_experts, k, shared, layers):
+    k = min(k, n_experts)
+    base = dict(n_layer=layers, d_model=16, vocab_size=30, n_head=2, head_dim=8, expert_d_ff=32,
+                experts_per_token=k, n_shared_experts=shared)
+    small = sizing.moe_parameter_counts(sizing.MoEConfig(n_routed_experts=n_experts, **base))
+    large = sizing.moe_parameter_counts(sizing.MoEConfig(n_routed_experts=2 * n_experts, **base))
+    router = layers * 16 * n_experts  # doubling the experts doubles the router's rows too
+    assert large.active == small.active + router  # compute per token barely moves ...
+    assert large.total - small.total == layers * n_experts * 3 * 16 * 32 + router  # ... while the model grows
+    everyone = sizing.moe_parameter_counts(sizing.MoEConfig(n_routed_experts=k, **base))
+    assert everyone.active == everyone.total  # routing to every expert makes the model dense
+
+
+def test_moe_training_flops_is_six_active_matmul_weights_per_token():
+    config = sizing.moe_preset("mixtral-8x7b")
+    counts = sizing.moe_parameter_counts(config)
+    # Per token: attention 41,943,040 + 2 experts x 176,160,768 + router 32,768 per layer, and the 4096 x 32000 head.
+    per_layer = 4096 * 4096 * 2 + 2 * 4096 * 1024 + 2 * 3 * 4096 * 14336 + 4096 * 8
+    assert counts.active_matmul == 32 * per_layer + 4096 * 32000
+    assert sizing.moe_training_flops(config, 1e12) == pytest.approx(6 * counts.active_matmul * 1e12)
+
+
+def test_bad_moe_configs():
+    with pytest.raises(ValueError, match=r"experts_per_token \(3\) cannot exceed n_routed_experts \(2\)"):
+        sizing.MoEConfig(n_layer=1, d_model=8, vocab_size=10, n_head=2, head_dim=4, n_routed_experts=2,
+                         experts_per_token=3)
+    with pytest.raises(ValueError, match=r"n_head \(6\) must be a multiple of n_kv_head \(4\)"):
+        sizing.MoEConfig(n_layer=1, d_model=8, vocab_size=10, n_head=6, head_dim=4, n_kv_head=4)
+    with pytest.raises(ValueError, match="attention='mla' needs kv_lora_rank"):
+        sizing.MoEConfig(n_layer=1, d_model=8, vocab_size=10, n_head=2, head_dim=4, attention="mla")
+    with pytest.raises(ValueError, match="set dense_d_ff"):
+        sizing.MoEConfig(n_layer=2, d_model=8, vocab_size=10, n_head=2, head_dim=4, n_dense_layers=1)
+    with pytest.raises(ValueError, match="n_shared_experts must be an integer >= 0"):
+        sizing.MoEConfig(n_layer=1, d_model=8, vocab_size=10, n_head=2, head_dim=4, n_shared_experts=-1)
+    with pytest.raises(ValueError, match="unknown MoE preset 'gpt4'"):
+        sizing.moe_preset("gpt4")
+    with pytest.raises(ValueError, match="tokens must be >= 0"):
+        sizing.moe_training_flops(sizing.moe_preset("mixtral-8x7b"), -1)
