@@ -44,7 +44,7 @@ assignments: $(STAMP)
 	$(BIN)/llmcourse assignments
 
 grade: $(STAMP)
-	$(BIN)/llmcourse grade $(ASSIGNMENT)
+	$(BIN)/llmcourse grade $(ASSIGNMENT) $(GRADE_FLAGS)  # e.g. GRADE_FLAGS="--force --jobs 4"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ngram.py --json benchmarks/results/ngram.json

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 
+from llmcourse.autograder import strip_hidden
+
 SOURCE_DIR = "solutions"
 RELEASE_DIR = "assignments"
 SUBMITTED_DIR = "submitted"
@@ -65,20 +67,11 @@ class HideHiddenTests(NbGraderPreprocessor):
     """
 
     begin = "BEGIN HIDDEN TESTS"
-    end = "END HIDDEN TESTS"
 
     def preprocess_cell(self, cell, resources, index):  # noqa: ANN001 - nbconvert's signature
         if cell.cell_type != "code" or self.begin not in cell.source:
             return cell, resources
-        kept, hidden = [], False
-        for line in cell.source.split("\n"):
-            if self.begin in line:
-                hidden = True
-            elif self.end in line:
-                hidden = False
-            elif not hidden:
-                kept.append(line)
-        cell.source = "\n".join(kept).rstrip() + "\n# (hidden tests were run here; they are not shown)"
+        cell.source = strip_hidden(cell.source) + "\n# (hidden tests were run here; they are not shown)"
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
@@ -172,11 +165,22 @@ def submitted_students(root: Path, assignment: str) -> list[str]:
     return sorted(p.name for p in base.iterdir() if (p / assignment).is_dir())
 
 
-def grade(root: Path, assignment: str, output: Path | None = None) -> GradeReport:
+def grade(root: Path, assignment: str, output: Path | None = None, **options):  # noqa: ANN201
     """Autograde every submission of ``assignment``, write feedback, and export the grades to CSV.
 
-    A submission nbgrader cannot grade does not stop the others; it is listed in
-    the report with nbgrader's reason.
+    The work is done by :func:`llmcourse.autograder.grade_assignment` (sandboxed, parallel,
+    a score and a reason for every student); ``options`` are its keyword arguments.
+    """
+    from llmcourse.autograder import grade_assignment
+
+    return grade_assignment(root, assignment, output=output, **options)
+
+
+def grade_with_nbgrader(root: Path, assignment: str, output: Path | None = None) -> GradeReport:
+    """Plain nbgrader: ``autograde``, ``generate_feedback`` and ``export`` for the whole class.
+
+    Kept for comparison (the grading benchmark times it); a submission nbgrader cannot grade
+    does not stop the others and is listed in the report with nbgrader's reason.
     """
     _check_assignment(root, assignment)
     if not (root / RELEASE_DIR / assignment).is_dir():
@@ -206,13 +210,15 @@ def grade(root: Path, assignment: str, output: Path | None = None) -> GradeRepor
     return GradeReport(assignment, students, failed, output, time.perf_counter() - start)
 
 
-def _gradebook_knows(root: Path, assignment: str) -> bool:
-    """Whether the gradebook (``gradebook.db``) has the assignment with its notebooks."""
+def _gradebook_knows(root: Path, assignment: str, db_url: str | None = None) -> bool:
+    """Whether the gradebook (``gradebook.db``, or ``db_url``) has the assignment with its notebooks."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    if not (root / "gradebook.db").exists():
-        return False
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+    if db_url is None:
+        if not (root / "gradebook.db").exists():
+            return False
+        db_url = f"sqlite:///{root / 'gradebook.db'}"
+    with Gradebook(db_url) as gradebook:
         try:
             return len(gradebook.find_assignment(assignment).notebooks) > 0
         except MissingEntry:

@@ -57,9 +57,18 @@ class ReferenceUsedError(RuntimeError):
 
 
 def _short(value: Any, limit: int = _MAX_REPR) -> str:
-    """A repr short enough for a test message, with the shape of arrays."""
+    """A repr short enough for a test message, with the shape of arrays.
+
+    Large containers are not repr'd in full (that would cost time proportional to their size
+    for every message): only their first items are, followed by how many there are in all.
+    """
     if isinstance(value, np.ndarray):
         text = f"array(shape={value.shape}, dtype={value.dtype}): " + np.array2string(value, threshold=20, precision=6)
+    elif isinstance(value, (list, tuple, set, frozenset, Mapping)) and len(value) > 20:
+        items = list(value.items())[:8] if isinstance(value, Mapping) else list(value)[:8]
+        shown = ", ".join(f"{_short(k, 60)}: {_short(v, 60)}" if isinstance(value, Mapping) else _short(k, 60) for k, v in
+                          (items if isinstance(value, Mapping) else [(i, None) for i in items]))
+        text = f"{type(value).__name__} of {len(value)} items: {shown}, ..."
     else:
         text = repr(value)
     return text if len(text) <= limit else text[: limit - 20] + f" ... ({len(text)} chars)"

@@ -156,3 +156,11 @@ def test_bad_use_of_the_harness():
         grading.check(len, len)
     with pytest.raises(AssertionError, match="expected a function"):
         grading.check(None, len, cases=[("a",)])
+
+
+def test_messages_stay_short_for_large_inputs():
+    big = list(range(10**6))
+    text = grading._short(big)
+    assert text.startswith("list of 1000000 items: 0, 1, 2") and len(text) <= 300
+    assert "dict of 100 items: 0: 0" in grading._short({i: i for i in range(100)})
+    assert grading._short([1, 2]) == "[1, 2]"
