@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from llmcourse import decoding
 from llmcourse.sizing import TransformerConfig, preset
 
 
@@ -99,50 +100,96 @@ class KVCache:
         self.length = 0
 
 
-class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention: softmax(q k^T / sqrt(d_head) + mask) v per head, heads concatenated, then W_o.
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
+           is_causal: bool = False, fused: bool = True, need_weights: bool = False, dropout_p: float = 0.0
+           ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """softmax(q k^T / sqrt(d_head) + mask) v for queries (B, h, T, d_head) and keys, values (B, h, S, d_head).
+
+    ``mask`` (bool, broadcastable to (B, h, T, S)) is True where query i may look at key j;
+    ``is_causal`` asks for the lower triangle (T == S) as a flag instead, so that a fused kernel
+    can skip the masked half. Returns the output (B, h, T, d_head) and, when ``need_weights``
+    (or ``fused=False``), the weights (B, h, T, S), each row a distribution over the keys.
+    """
+    if fused and not need_weights:
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal)
+        return y, None
+    scores = (q @ k.transpose(-2, -1)) / math.sqrt(k.shape[-1])  # (B, h, T, S)
+    if is_causal:
+        mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    return F.dropout(weights, dropout_p) @ v, weights
+
+
+def key_mask(padding_mask: torch.Tensor, batch_size: int, keys: int) -> torch.Tensor:
+    """Check a padding mask (B, S), True at real tokens and False at padding; return it as (B, 1, 1, S)."""
+    if not isinstance(padding_mask, torch.Tensor) or padding_mask.dtype != torch.bool:
+        raise TypeError("padding_mask must be a bool tensor (True = a real token, False = padding), "
+                        f"got {type(padding_mask).__name__} {getattr(padding_mask, 'dtype', '')}")
+    if tuple(padding_mask.shape) != (batch_size, keys):
+        raise ValueError(f"padding_mask must have shape (batch, keys) = {(batch_size, keys)}, "
+                         f"got {tuple(padding_mask.shape)}")
+    return padding_mask[:, None, None, :]
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention: softmax(q k^T / sqrt(d_head) + mask) v per head, heads concatenated, then W_o.
 
     The d x 3d matrix ``qkv`` holds W_q, W_k and W_v side by side, so one matrix product
-    computes all three for every head at once.
+    computes all three for every head at once. ``causal=True`` (a decoder, GPT) lets
+    position t look at positions 0 .. t only; ``causal=False`` (an encoder, BERT) lets
+    every position look at every other, so that a word is read in the light of both its
+    left and its right context. Nothing else differs: the weights are the same.
     """
 
-    def __init__(self, config: TransformerConfig, layer: int = 0, fused: bool = True) -> None:
+    def __init__(self, config: TransformerConfig, layer: int = 0, fused: bool = True, causal: bool = True) -> None:
         super().__init__()
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.out = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)  # W_o
         self.dropout = nn.Dropout(config.dropout)
         self.n_head, self.layer, self.fused, self.p_drop = config.n_head, layer, fused, config.dropout
+        self.causal = causal
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, need_weights: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, need_weights: bool = False,
+                padding_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attend within ``x`` (B, T, d); ``padding_mask`` (B, past + T, bool) hides the keys at padding."""
         B, T, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=2)
         # (B, T, d) -> (B, n_head, T, d_head): each head attends independently.
         q, k, v = (t.view(B, T, self.n_head, d // self.n_head).transpose(1, 2) for t in (q, k, v))
         past = 0
         if cache is not None:
+            if not self.causal:
+                raise ValueError("bidirectional attention (causal=False) cannot use a KV cache: each new token "
+                                 "changes the outputs at every earlier position, so nothing computed can be kept")
             past = cache.length
             k, v = cache.update(self.layer, k, v)
-        # Query i sits at position past + i and may look at keys 0 .. past + i. With no past that is the usual
-        # lower triangle; a single new query may look at everything cached.
-        mask = None
-        if past > 0 and T > 1:
-            mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
-        causal = past == 0 and T > 1
+        mask, is_causal = None, False
+        if self.causal and T > 1:
+            if past == 0 and padding_mask is None:
+                is_causal = True  # the plain lower triangle
+            else:
+                # Query i sits at position past + i and may look at keys 0 .. past + i. (A single new
+                # query may look at everything cached, so T == 1 needs no mask.)
+                mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
+        if padding_mask is not None:
+            keep = key_mask(padding_mask, B, past + T)
+            mask = keep if mask is None else mask & keep
+            if not mask.any(dim=-1).all():
+                raise ValueError("padding_mask leaves some query with no key to attend to (a sequence of padding "
+                                 "only, or, with causal=True, padding at the start): pad on the right")
         p_drop = self.p_drop if self.training else 0.0
-        if self.fused and not need_weights:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p_drop, is_causal=causal)
-            weights = None
-        else:
-            scores = (q @ k.transpose(-2, -1)) / math.sqrt(k.shape[-1])  # (B, h, T, past + T)
-            if causal:
-                mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-            if mask is not None:
-                scores = scores.masked_fill(~mask, float("-inf"))
-            weights = torch.softmax(scores, dim=-1)
-            y = F.dropout(weights, p_drop, training=self.training) @ v
+        y, weights = attend(q, k, v, mask, is_causal, self.fused, need_weights, p_drop)
         y = y.transpose(1, 2).contiguous().view(B, T, d)  # concatenate the heads
         return self.dropout(self.out(y)), weights
+
+
+class CausalSelfAttention(SelfAttention):
+    """:class:`SelfAttention` with the causal mask: the decoder's (GPT's) attention."""
+
+    def __init__(self, config: TransformerConfig, layer: int = 0, fused: bool = True) -> None:
+        super().__init__(config, layer, fused, causal=True)
 
 
 class MLP(nn.Module):
@@ -160,18 +207,22 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """A pre-norm Transformer block: x + MHA(LN(x)), then x + MLP(LN(x))."""
+    """A pre-norm Transformer block: x + MHA(LN(x)), then x + MLP(LN(x)).
 
-    def __init__(self, config: TransformerConfig, layer: int = 0, fused: bool = True) -> None:
+    ``causal=True`` makes it a decoder block (GPT), ``causal=False`` an encoder block (BERT).
+    """
+
+    def __init__(self, config: TransformerConfig, layer: int = 0, fused: bool = True, causal: bool = True) -> None:
         super().__init__()
         self.ln_1 = LayerNorm(config.n_embd, config.bias, fused=fused)
-        self.attn = CausalSelfAttention(config, layer, fused=fused)
+        self.attn = (CausalSelfAttention(config, layer, fused=fused) if causal
+                     else SelfAttention(config, layer, fused=fused, causal=False))
         self.ln_2 = LayerNorm(config.n_embd, config.bias, fused=fused)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, need_weights: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.attn(self.ln_1(x), cache, need_weights)
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, need_weights: bool = False,
+                padding_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, weights = self.attn(self.ln_1(x), cache, need_weights, padding_mask)
         x = x + attended  # the residual stream: each sub-layer adds to it, nothing overwrites it
         x = x + self.mlp(self.ln_2(x))
         return x, weights
@@ -326,24 +377,24 @@ class GPT(nn.Module):
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, fused=device_type == "cuda")
 
 
-def _check_sampling(temperature: float, top_k: int | None, vocab_size: int) -> None:
+def _check_sampling(temperature: float, top_k: int | None, vocab_size: int, top_p: float | None = None) -> None:
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0:
         raise ValueError(f"temperature must be a number >= 0 (0 = greedy), got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= vocab_size):
-        raise ValueError(f"top_k must be None or an integer from 1 to the vocabulary size {vocab_size}, got {top_k!r}")
+    if top_k is not None:
+        decoding.check_top_k(top_k, vocab_size, "top_k")
+    if top_p is not None:
+        decoding.check_top_p(top_p, "top_p")
 
 
 def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+               generator: torch.Generator | None = None, top_p: float | None = None) -> torch.Tensor:
     """Choose the next token from logits (B, V): greedy if ``temperature`` is 0, else sample from
-    softmax(logits / T) restricted to the ``top_k`` most likely tokens. Returns ids (B, 1)."""
-    _check_sampling(temperature, top_k, logits.shape[-1])
+    softmax(logits / T) restricted to the ``top_k`` most likely tokens and then to the ``top_p``
+    nucleus (:func:`llmcourse.decoding.filter_logits`; ties keep the smaller ids). Returns ids (B, 1)."""
+    _check_sampling(temperature, top_k, logits.shape[-1], top_p)
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
-    logits = logits / temperature
-    if top_k is not None:
-        kth = torch.topk(logits, top_k, dim=-1).values[:, [-1]]
-        logits = logits.masked_fill(logits < kth, float("-inf"))  # ties with the k-th token stay in
+    logits = decoding.filter_logits(logits / temperature, top_k, top_p)
     probs = torch.softmax(logits.float(), dim=-1)
     return torch.multinomial(probs, num_samples=1, generator=generator)
 
@@ -357,8 +408,12 @@ def generate(
     top_k: int | None = None,
     use_cache: bool = True,
     generator: torch.Generator | None = None,
+    top_p: float | None = None,
 ) -> torch.Tensor:
     """Extend ``idx`` (B, T) by ``max_new_tokens`` tokens, one at a time; returns (B, T + max_new_tokens).
+
+    Each token is chosen by :func:`next_token` (greedy at ``temperature`` 0, else temperature,
+    then ``top_k``, then ``top_p``).
 
     Without a cache every step runs the whole (cropped) context through the model.
     With one, the prompt is run once (the "prefill") and each step then feeds only the
@@ -368,7 +423,7 @@ def generate(
     the same tokens (tested, greedy and seeded sampling).
     """
     config = model.config
-    _check_sampling(temperature, top_k, config.vocab_size)
+    _check_sampling(temperature, top_k, config.vocab_size, top_p)
     if idx.dim() != 2 or idx.shape[1] < 1:
         raise ValueError(f"idx must be a (batch, length) tensor of token ids with length >= 1, got shape {tuple(idx.shape)}")
     was_training = model.training
@@ -387,7 +442,7 @@ def generate(
                 logits, _ = model(context, cache=cache, last_only=True)
             else:
                 logits, _ = model(idx[:, -1:], cache=cache, last_only=True)
-            idx = torch.cat([idx, next_token(logits[:, -1, :], temperature, top_k, generator)], dim=1)
+            idx = torch.cat([idx, next_token(logits[:, -1, :], temperature, top_k, generator, top_p)], dim=1)
     finally:
         model.train(was_training)
     return idx

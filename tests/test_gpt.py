@@ -80,6 +80,21 @@ def test_gpt_matches_a_stack_of_torch_encoder_layers(tied):
     assert (model.lm_head.weight is model.wte.weight) == tied
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_the_causal_switch_changes_only_the_mask(fused):
+    from llmcourse.gpt import Block, CausalSelfAttention, SelfAttention
+
+    decoder, encoder = Block(CONFIG, fused=fused).double().eval(), Block(CONFIG, fused=fused, causal=False).double().eval()
+    assert type(decoder.attn) is CausalSelfAttention and decoder.attn.causal and not encoder.attn.causal
+    assert isinstance(decoder.attn, SelfAttention)
+    encoder.load_state_dict(decoder.state_dict())  # the same parameters, name for name
+    x = torch.randn(2, 9, CONFIG.n_embd, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    causal, bidirectional = decoder(x)[0], encoder(x)[0]
+    # The last position sees every position under both masks; every earlier one sees more without the mask.
+    torch.testing.assert_close(causal[:, -1], bidirectional[:, -1], atol=1e-12, rtol=0)
+    assert torch.all((causal[:, :-1] - bidirectional[:, :-1]).abs().amax(-1) > 1e-6)
+
+
 def test_loss_at_initialisation_is_log_vocab_and_ignore_index():
     config = TransformerConfig(n_layer=2, n_head=2, n_embd=32, block_size=16, vocab_size=50)
     torch.manual_seed(0)
@@ -175,6 +190,19 @@ def test_next_token_greedy_top_k_and_temperature_distribution():
     assert counts[2] == 0 and counts[3] == 0  # outside the top 3
     sigma = torch.sqrt(expected * (1 - expected / n))
     assert torch.all((counts[kept] - expected[kept]).abs() < 5 * sigma[kept])
+
+
+def test_top_p_keeps_the_nucleus_and_a_tiny_nucleus_is_greedy():
+    logits = torch.tensor([[2.0, 1.0, 0.5, -1.0, 3.0]])  # softmax: 0.232, 0.085, 0.052, 0.011, 0.631
+    generator = torch.Generator().manual_seed(0)
+    draws = torch.cat([next_token(logits.expand(1000, 5), 1.0, generator=generator, top_p=0.8) for _ in range(5)])
+    assert set(draws.ravel().tolist()) == {0, 4}  # 0.631 < 0.8 <= 0.631 + 0.232
+    model, prompt = _model(), _ids(2, 5)
+    greedy = generate(model, prompt, 6, temperature=0)
+    tiny_nucleus = generate(model, prompt, 6, temperature=1.0, top_p=1e-6, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(greedy, tiny_nucleus)
+    with pytest.raises(ValueError, match=r"top_p must be None or a number in \(0, 1\]"):
+        generate(model, prompt, 3, top_p=1.5)
 
 
 # --- bad input --------------------------------------------------------------------------------
