@@ -29,15 +29,26 @@ module              what it holds
 ``train``           the GPT trainer: config, checkpoints, MFU, DDP (``llmcourse train``)
 ``sizing``          parameter, FLOP, KV-cache and training-memory calculators; model presets
 ``hardware``        device peak FLOP/s (data sheets, a CPU estimate) and model FLOPs utilisation
+``bpe``             byte-level byte-pair encoding (GPT-2's): training, encode/decode, special tokens
+``decoding``        greedy, temperature, top-k and top-p (nucleus) decoding
+``evaluation``      perplexity by teacher forcing in strided windows; per-unit rates; contamination
+``encoder``         a BERT-style masked LM, cross-attention and a small encoder-decoder
+``scaling``         Kaplan and Chinchilla scaling laws, compute-optimal allocation, cost, power-law fits
+``adaptation``      fine-tuning, LoRA, BitFit, prompt tuning and linear probes
+``icl``             in-context learning of linear functions (Garg et al.) and its baselines
+``memorization``    verbatim copying and the exposure of a planted secret
+``watermark``       a green-list watermark for generated text and its detector
 ``experiments``     commands that record long runs as JSON for the chapters
 ``grading``         the harness assignments use to check a student's function
-``assignments``     nbgrader wiring: generate, autograde, feedback, export
+``assignments``     nbgrader wiring: generate the student versions, grade through the autograder
+``autograder``      the sandboxed, parallel autograder behind ``llmcourse grade``
 ==================  =======================================================
 
 Importing the package is cheap on purpose (no torch, no matplotlib): grading
 kernels import it once per student notebook. The PyTorch modules (``ffnlm``,
-``rnnlm``, ``word2vec_torch``, ``experiments``, ``gpt``, ``train``, ``hardware``) import torch
-when they are themselves imported; ``attention`` only inside its two torch functions.
+``rnnlm``, ``word2vec_torch``, ``experiments``, ``gpt``, ``train``, ``encoder``, ``adaptation``,
+``icl``) import torch when they are themselves imported; ``attention``, ``decoding``,
+``evaluation`` and ``hardware`` only inside the functions that need it.
 """
 
 __version__ = "0.1.0"

@@ -46,8 +46,9 @@ TOLERANCES: dict[str, tuple[float, float]] = {
     "gradient": (1e-5, 1e-7),  # gradients computed in a different order of operations
 }
 
-#: Parts of the package a student may call: loading data is not the exercise.
-ALLOWED_MODULES: tuple[str, ...] = ("llmcourse/data/", "llmcourse/grading.py")
+#: Parts of the package a student's code may run: loading data is not the exercise, and the
+#: harness itself (the autograder captures what a student prints, warnings included) is not a reference.
+ALLOWED_MODULES: tuple[str, ...] = ("llmcourse/data/", "llmcourse/grading.py", "llmcourse/autograder.py")
 
 _MAX_REPR = 300
 

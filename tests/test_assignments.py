@@ -120,6 +120,24 @@ SPECS = [
         hidden_seeds=("417293", "528164", "639075", "740186", "851297", "962308", "173084"),
         scores={"alice": 12.0, "bob": 0.0, "carol": 10.0, "dave": 10.0, "erin": 0.0},
     ),
+    Spec(
+        name="ps5",
+        autograded_points=12.0,
+        max_points=15.0,
+        # the nucleus keeps tokens until the mass exceeds p, not until it reaches p: right unless a
+        # running total equals p exactly (hidden cases with powers of 2 only)
+        buggy=("np.cumsum(probs[order]) >= p", "np.cumsum(probs[order]) > p"),
+        buggy_loses="test_top_k_top_p",
+        buggy_feedback="top_p_filter gives a wrong answer",
+        cheat=(
+            "return int(rng.choice(q.size, p=q))",
+            "import llmcourse.decoding as ref\n    return ref.sample(probs, rng, temperature, top_k, top_p)",
+        ),
+        cheat_loses="test_sample",
+        hidden_seeds=("584213", "692417", "703528", "715302", "826413", "937524", "148635", "259746", "360857",
+                      "471968", "582960", "693071"),
+        scores={"alice": 12.0, "bob": 0.0, "carol": 10.0, "dave": 10.0, "erin": 0.0},
+    ),
 ]
 
 # Who hands in what (the same class for every assignment).
@@ -295,7 +313,8 @@ def test_unreadable_submission_is_reported_and_isolated(graded):
     log = (graded.root / "grade.log").read_text()
     assert re.search(r"FAILED erin: .+", log)
     assert "graded 4 of 5 submissions" in log
-    assert not (graded.root / "feedback" / "erin").exists()
+    # erin still gets a feedback page that tells her why (issue 7: a score and a reason for everyone)
+    assert "not valid JSON" in (graded.root / "feedback" / "erin" / graded.name / f"{graded.name}.html").read_text()
 
 
 def test_feedback_never_shows_hidden_tests(graded):
