@@ -49,6 +49,8 @@ grade: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ngram.py --json benchmarks/results/ngram.json
 	$(BIN)/python benchmarks/bench_word2vec.py --json benchmarks/results/word2vec.json
+	$(BIN)/python benchmarks/bench_bpe.py --json benchmarks/results/bpe.json
+	$(BIN)/python benchmarks/bench_grading.py --json benchmarks/results/grading.json
 	$(BIN)/python benchmarks/chapter_times.py --json benchmarks/results/chapter_times.json
 
 # Re-resolve and pin every dependency (run after editing pyproject.toml, then commit the lock).
