@@ -64,3 +64,26 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def torch_encoder_layer(block, config):  # noqa: ANN001, ANN201 - torch is imported only by the tests that use it
+    """``torch.nn.TransformerEncoderLayer(norm_first=True)`` in float64 carrying the weights of our pre-norm
+    ``block`` (llmcourse.gpt.Block or llmcourse.transformer's): the independent oracle for a Transformer block."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    layer = nn.TransformerEncoderLayer(
+        config.n_embd, config.n_head, config.d_ff, dropout=0.0, batch_first=True, norm_first=True,
+        activation=lambda u: F.gelu(u, approximate="tanh"), bias=config.bias, dtype=torch.float64,
+    )
+    ours = {  # in_proj rows are W_q, W_k, W_v, as in our qkv
+        "self_attn.in_proj_weight": block.attn.qkv.weight, "self_attn.in_proj_bias": block.attn.qkv.bias,
+        "self_attn.out_proj.weight": block.attn.out.weight, "self_attn.out_proj.bias": block.attn.out.bias,
+        "linear1.weight": block.mlp.up.weight, "linear1.bias": block.mlp.up.bias,
+        "linear2.weight": block.mlp.down.weight, "linear2.bias": block.mlp.down.bias,
+        "norm1.weight": block.ln_1.weight, "norm1.bias": block.ln_1.bias,
+        "norm2.weight": block.ln_2.weight, "norm2.bias": block.ln_2.bias,
+    }
+    layer.load_state_dict({name: value for name, value in ours.items() if value is not None})  # no biases if bias=False
+    return layer.eval()

@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from conftest import torch_encoder_layer
 from llmcourse import sizing
 from llmcourse.encoder import (
     IGNORE_INDEX, CrossAttention, Encoder, EncoderDecoder, MaskedLM, fill_masked, fit, mask_tokens,
@@ -120,16 +121,7 @@ def test_only_bidirectional_attention_sees_the_future(fused):
 
 def test_bidirectional_block_equals_a_torch_encoder_layer_without_mask():
     block = _larger_weights(Block(CONFIG, causal=False)).double().eval()
-    layer = nn.TransformerEncoderLayer(32, 4, 128, dropout=0.0, batch_first=True, norm_first=True,
-                                       activation=lambda u: F.gelu(u, approximate="tanh"), dtype=torch.float64)
-    layer.load_state_dict({
-        "self_attn.in_proj_weight": block.attn.qkv.weight, "self_attn.in_proj_bias": block.attn.qkv.bias,
-        "self_attn.out_proj.weight": block.attn.out.weight, "self_attn.out_proj.bias": block.attn.out.bias,
-        "linear1.weight": block.mlp.up.weight, "linear1.bias": block.mlp.up.bias,
-        "linear2.weight": block.mlp.down.weight, "linear2.bias": block.mlp.down.bias,
-        "norm1.weight": block.ln_1.weight, "norm1.bias": block.ln_1.bias,
-        "norm2.weight": block.ln_2.weight, "norm2.bias": block.ln_2.bias,
-    })
+    layer = torch_encoder_layer(block, CONFIG)
     x = torch.randn(2, 11, 32, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     torch.testing.assert_close(block(x)[0], layer.eval()(x), atol=1e-12, rtol=0)
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from conftest import torch_encoder_layer
 from llmcourse.gpt import GPT, KVCache, generate, next_token
 from llmcourse.sizing import TransformerConfig
 
@@ -58,17 +59,7 @@ def test_gpt_matches_a_stack_of_torch_encoder_layers(tied):
     model = _model(config, double=True)
     layers = []
     for block in model.blocks:
-        layer = nn.TransformerEncoderLayer(16, 2, 64, dropout=0.0, batch_first=True, norm_first=True,
-                                           activation=lambda u: F.gelu(u, approximate="tanh"), dtype=torch.float64)
-        layer.load_state_dict({
-            "self_attn.in_proj_weight": block.attn.qkv.weight, "self_attn.in_proj_bias": block.attn.qkv.bias,
-            "self_attn.out_proj.weight": block.attn.out.weight, "self_attn.out_proj.bias": block.attn.out.bias,
-            "linear1.weight": block.mlp.up.weight, "linear1.bias": block.mlp.up.bias,
-            "linear2.weight": block.mlp.down.weight, "linear2.bias": block.mlp.down.bias,
-            "norm1.weight": block.ln_1.weight, "norm1.bias": block.ln_1.bias,
-            "norm2.weight": block.ln_2.weight, "norm2.bias": block.ln_2.bias,
-        })
-        layers.append(layer.eval())
+        layers.append(torch_encoder_layer(block, config))
     idx = _ids(2, 10, vocab=11)
     x = model.wte.weight[idx] + model.wpe.weight[:10]
     mask = nn.Transformer.generate_square_subsequent_mask(10, dtype=torch.float64)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from conftest import torch_encoder_layer
 from llmcourse import transformer
 from llmcourse.sizing import TransformerConfig
 from llmcourse.gpt import Block, LayerNorm
@@ -115,29 +116,6 @@ def test_sinusoidal_errors():
         transformer.sinusoidal_positions(10, 7)
 
 
-def _torch_block(block: Block, config: TransformerConfig) -> nn.TransformerEncoderLayer:
-    """torch's pre-norm encoder layer carrying our block's weights."""
-    layer = nn.TransformerEncoderLayer(
-        config.n_embd, config.n_head, config.d_ff, dropout=0.0, batch_first=True, norm_first=True,
-        activation=lambda u: F.gelu(u, approximate="tanh"), bias=config.bias, dtype=torch.float64,
-    )
-    with torch.no_grad():
-        layer.self_attn.in_proj_weight.copy_(block.attn.qkv.weight)  # rows: W_q, W_k, W_v, as ours
-        layer.self_attn.out_proj.weight.copy_(block.attn.out.weight)
-        layer.linear1.weight.copy_(block.mlp.up.weight)
-        layer.linear2.weight.copy_(block.mlp.down.weight)
-        layer.norm1.weight.copy_(block.ln_1.weight)
-        layer.norm2.weight.copy_(block.ln_2.weight)
-        if config.bias:
-            layer.self_attn.in_proj_bias.copy_(block.attn.qkv.bias)
-            layer.self_attn.out_proj.bias.copy_(block.attn.out.bias)
-            layer.linear1.bias.copy_(block.mlp.up.bias)
-            layer.linear2.bias.copy_(block.mlp.down.bias)
-            layer.norm1.bias.copy_(block.ln_1.bias)
-            layer.norm2.bias.copy_(block.ln_2.bias)
-    return layer.eval()
-
-
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("fused", [True, False])
 def test_block_matches_torch_pre_norm_encoder_layer_with_causal_mask(fused, bias):
@@ -149,7 +127,7 @@ def test_block_matches_torch_pre_norm_encoder_layer_with_causal_mask(fused, bias
     x = torch.randn(3, 9, 16, dtype=torch.float64)
     ours, weights = block(x, need_weights=True)
     mask = nn.Transformer.generate_square_subsequent_mask(9, dtype=torch.float64)
-    expected = _torch_block(block, config)(x, src_mask=mask, is_causal=True)
+    expected = torch_encoder_layer(block, config)(x, src_mask=mask, is_causal=True)
     torch.testing.assert_close(ours, expected, atol=1e-10, rtol=0)
     assert weights.shape == (3, 4, 9, 9)
     torch.testing.assert_close(weights.sum(-1), torch.ones(3, 4, 9, dtype=torch.float64))
@@ -165,7 +143,7 @@ def test_numpy_block_matches_torch_encoder_layer(bias):
         nn.init.normal_(p, std=0.3)
     x = torch.randn(2, 7, 8, dtype=torch.float64)
     mask = nn.Transformer.generate_square_subsequent_mask(7, dtype=torch.float64)
-    expected = _torch_block(block, config)(x, src_mask=mask, is_causal=True).detach().numpy()
+    expected = torch_encoder_layer(block, config)(x, src_mask=mask, is_causal=True).detach().numpy()
     ours = transformer.transformer_block(x.numpy(), block.numpy_parameters(), n_head=2)
     np.testing.assert_allclose(ours, expected, atol=1e-10)
     # Without the mask every position sees every other: the output changes.

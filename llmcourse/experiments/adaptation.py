@@ -39,6 +39,7 @@ from llmcourse import adaptation
 from llmcourse.gpt import GPT
 from llmcourse.hardware import hardware_description
 from llmcourse.train import CharTokenizer, TrainConfig, load_model, train
+from llmcourse.experiments import add_threads_option, apply_threads
 
 # The pretrained base: nanoGPT's "baby GPT" shape (4 layers, 4 heads, d = 128) with a 256-character
 # context, so that two labelled examples and a query fit into one prompt. Small batches and many steps:
@@ -170,18 +171,19 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("pretrain", help="pretrain the base model and save it")
     p.add_argument("--out", required=True, help="where to write the checkpoint (.pt)")
     p.add_argument("--max_iters", type=int, default=PRETRAIN.max_iters)
-    p.add_argument("--threads", type=int, default=1)
+    add_threads_option(p, default=1)
     c = commands.add_parser("compare", help="adapt the base model every way and record the table")
     c.add_argument("--base", required=True, help="the checkpoint written by pretrain")
     c.add_argument("--out", required=True, help="where to write the JSON record")
     c.add_argument("--quick", action="store_true", help="toy sizes: seconds, for the tests")
-    c.add_argument("--threads", type=int, default=1)
+    add_threads_option(c, default=1)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    torch.set_num_threads(args.threads)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    apply_threads(parser, args.threads)
     command = "python -m llmcourse.experiments.adaptation " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.command == "pretrain":
         config = TrainConfig(**(asdict(PRETRAIN) | {"max_iters": args.max_iters, "eval_interval": args.max_iters}))

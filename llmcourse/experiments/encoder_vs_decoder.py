@@ -31,6 +31,7 @@ from llmcourse.gpt import GPT, generate
 from llmcourse.hardware import hardware_description
 from llmcourse.sizing import TransformerConfig
 from llmcourse.train import get_batch, shakespeare_char_data
+from llmcourse.experiments import add_threads_option, apply_threads
 
 FULL = dict(steps=5000, eval_every=250, n_layer=2, n_head=4, n_embd=64, block_size=32, batch_size=32,
             learning_rate=3e-3, eval_windows=1024, seed=0)
@@ -139,9 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON record")
     parser.add_argument("--quick", action="store_true", help="tiny models, a few steps (seconds): a smoke test")
     parser.add_argument("--steps", type=int, default=None, help=f"training steps (default {FULL['steps']})")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for PyTorch (default 1)")
+    add_threads_option(parser, default=1)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    apply_threads(parser, args.threads)
     settings = dict(QUICK if args.quick else FULL)
     if args.steps is not None:
         settings["steps"] = args.steps

@@ -30,6 +30,7 @@ import torch
 
 from llmcourse import icl
 from llmcourse.hardware import cpu_model, default_device, hardware_description, usable_cores
+from llmcourse.experiments import add_threads_option, apply_threads
 
 SIZES: dict[str, dict] = {
     # about 5 minutes of one CPU core (9 minutes of wall time on the shared 2-core machine of the stored run)
@@ -98,10 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=list(SIZES), default="cpu", help="the settings (default: cpu)")
     parser.add_argument("--quick", action="store_true", help="same as --size quick")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads on the CPU")
+    add_threads_option(parser)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(parser, args.threads)
     start = time.perf_counter()
     arguments = sys.argv[1:] if argv is None else argv
     record = {"command": "python -m llmcourse.experiments.icl_linear " + shlex.join(arguments)}

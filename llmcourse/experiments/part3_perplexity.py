@@ -38,6 +38,7 @@ import torch
 from llmcourse import data, ffnlm, ngram, rnnlm
 from llmcourse.hardware import cpu_model, default_device, usable_cores
 from llmcourse.information import perplexity_from_log_probs
+from llmcourse.experiments import add_threads_option, apply_threads
 
 MIXTURE_WEIGHT = 0.5  # of the neural model in the mixture with Kneser-Ney; fixed, not tuned on test data
 
@@ -179,14 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small slice and tiny models (seconds): a smoke test")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--progress", action="store_true", help="show tqdm progress bars")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for PyTorch (default: PyTorch's choice, one per core); on a machine "
-                             "shared with other jobs, 1 is often several times faster than 2")  # fmt: skip
+    add_threads_option(parser)
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        if args.threads < 1:
-            parser.error("--threads must be at least 1")
-        torch.set_num_threads(args.threads)
+    apply_threads(parser, args.threads)
     record = run(args.quick, args.device, args.progress)
     width = max(len(r["name"]) for r in record["models"])
     print(f"{'model':<{width}}  {'perplexity':>10}  {'in-vocab PP':>11}  {'train (s)':>9}")

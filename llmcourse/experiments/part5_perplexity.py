@@ -47,6 +47,7 @@ from llmcourse.gpt import GPT
 from llmcourse.hardware import hardware_description
 from llmcourse.sizing import TransformerConfig
 from llmcourse.train import CharTokenizer, TrainConfig, get_batch, learning_rate
+from llmcourse.experiments import add_threads_option, apply_threads
 
 PART3_RECORD = Path("book/part3/results/perplexity.json")
 
@@ -209,12 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small slice and tiny models (seconds): a smoke test")
     parser.add_argument("--part3", default=str(PART3_RECORD),
                         help="Part 3's record to include ('none' to leave it out; always left out with --quick)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (1 is best on a shared machine)")
+    add_threads_option(parser)
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        if args.threads < 1:
-            parser.error("--threads must be at least 1")
-        torch.set_num_threads(args.threads)
+    apply_threads(parser, args.threads)
     record = run(args.quick, None if args.part3 == "none" else Path(args.part3))
     width = max(len(r["name"]) for r in record["models"])
     print(f"{'model':<{width}}  {'tokens':>7}  {'PP/token':>9}  {'PP/word':>9}  {'bits/char':>9}")

@@ -27,13 +27,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 
 from llmcourse.experiments.part3_perplexity import hardware
 from llmcourse.hardware import default_device
 from llmcourse.scaling import fit_power_law
 from llmcourse.sizing import parameter_counts, training_flops
 from llmcourse.train import TrainConfig, train
+from llmcourse.experiments import add_threads_option, apply_threads
 
 
 @dataclass(frozen=True)
@@ -114,12 +114,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="which sweep (default: gpu on a GPU, cpu otherwise)")
     parser.add_argument("--tokens", type=int, default=None, help="override the token budget per model")
     parser.add_argument("--quick", action="store_true", help="two tiny models, a few steps (seconds): a smoke test")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (1 on a shared machine)")
+    add_threads_option(parser)
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        if args.threads < 1:
-            parser.error("--threads must be at least 1")
-        torch.set_num_threads(args.threads)
+    apply_threads(parser, args.threads)
     device = args.device or default_device()
     name = "quick" if args.quick else (args.sizes or ("gpu" if device.startswith("cuda") else "cpu"))
     settings = {"quick": QUICK, "cpu": CPU, "gpu": GPU}[name]
