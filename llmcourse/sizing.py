@@ -124,12 +124,18 @@ def preset(name: str, **overrides: object) -> TransformerConfig:
 
     Keyword ``overrides`` replace single fields: ``preset("gpt2", block_size=256)``.
     """
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; the presets are: {', '.join(PRESETS)}")
-    unknown = set(overrides) - {f.name for f in fields(TransformerConfig)}
+    return _from_presets(PRESETS, "preset", "config", name, overrides)
+
+
+def _from_presets(table: dict, what: str, config_name: str, name: str, overrides: dict[str, object]):  # noqa: ANN202
+    """``table[name]`` with ``overrides`` replacing fields; unknown names and fields are explained."""
+    if name not in table:
+        raise ValueError(f"unknown {what} {name!r}; the presets are: {', '.join(table)}")
+    valid = [f.name for f in fields(next(iter(table.values())))]
+    unknown = set(overrides) - set(valid)
     if unknown:
-        raise ValueError(f"unknown config field(s) {sorted(unknown)}; valid: {[f.name for f in fields(TransformerConfig)]}")
-    return replace(PRESETS[name], **overrides)  # type: ignore[arg-type]
+        raise ValueError(f"unknown {config_name} field(s) {sorted(unknown)}; valid: {valid}")
+    return replace(table[name], **overrides)
 
 
 # --- parameters ---------------------------------------------------------------------------------
@@ -604,9 +610,4 @@ PUBLISHED_MOE_PARAMETERS: dict[str, tuple[float, float]] = {
 
 def moe_preset(name: str, **overrides: object) -> MoEConfig:
     """The config of a published mixture-of-experts model (``"mixtral-8x7b"``, ``"deepseek-v3"``)."""
-    if name not in MOE_PRESETS:
-        raise ValueError(f"unknown MoE preset {name!r}; the presets are: {', '.join(MOE_PRESETS)}")
-    unknown = set(overrides) - {f.name for f in fields(MoEConfig)}
-    if unknown:
-        raise ValueError(f"unknown MoEConfig field(s) {sorted(unknown)}; valid: {[f.name for f in fields(MoEConfig)]}")
-    return replace(MOE_PRESETS[name], **overrides)  # type: ignore[arg-type]
+    return _from_presets(MOE_PRESETS, "MoE preset", "MoEConfig", name, overrides)
