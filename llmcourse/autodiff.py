@@ -179,10 +179,16 @@ class Value:
     def backward(self) -> None:
         """Set dL/dL = 1 for this (output) value and fill ``.grad`` of every Value it was computed from.
 
-        Gradients accumulate, as in PyTorch: call :func:`zero_grad` on the parameters
-        (or build a fresh graph) before a second backward pass.
+        Gradients accumulate into the leaves (the Values not computed from others: inputs
+        and parameters), as in PyTorch: call :func:`zero_grad` on the parameters before
+        a second backward pass. The intermediate Values are reset to 0 first, so a
+        second pass over the same graph adds exactly one more gradient to each leaf
+        (PyTorch's ``retain_graph=True``) instead of re-sending the first pass's.
         """
         order = topological_order(self)
+        for node in order:
+            if node._prev:  # an intermediate result: its old gradient belongs to the previous pass
+                node.grad = 0.0
         self.grad = 1.0
         for node in reversed(order):
             node._backward()

@@ -109,6 +109,23 @@ def test_gradients_accumulate_until_zeroed():
     assert x.grad == 3.0
 
 
+def test_a_second_backward_over_the_same_graph_accumulates_like_torch():
+    """Twice backward through a deep graph: each leaf gets exactly twice its gradient (torch, retain_graph)."""
+    x, w = Value(0.7), Value(-1.3)
+    y = ((x * w).tanh() * x + w).exp()
+    y.backward()
+    y.backward()
+
+    xt = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    wt = torch.tensor(-1.3, dtype=torch.float64, requires_grad=True)
+    yt = ((xt * wt).tanh() * xt + wt).exp()
+    yt.backward(retain_graph=True)
+    yt.backward()
+    assert x.grad == pytest.approx(xt.grad.item(), rel=1e-12)
+    assert w.grad == pytest.approx(wt.grad.item(), rel=1e-12)
+    assert y.grad == 1.0  # the output's own gradient is dL/dL = 1 each pass, not accumulated
+
+
 def test_topological_order_puts_inputs_first():
     a, b = Value(1.0, label="a"), Value(2.0, label="b")
     c = a * b
