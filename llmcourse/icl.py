@@ -6,8 +6,9 @@ every prompt:
     w ~ N(0, I_d),   x_1 .. x_n ~ N(0, I_d) independently,   y_i = w^T x_i   (no noise).
 
 A prompt is the sequence x_1, y_1, x_2, y_2, .., x_n, each element a vector in R^d (a
-y sits in the first coordinate, zeros elsewhere); a linear layer reads the vectors into
-the model's width, learned positions are added, pre-norm causal blocks
+y sits in the first coordinate, zeros elsewhere: Garg et al.'s "interleaved" encoding;
+the "paired" encoding writes (x_i, 0) and (x_i, y_i) in R^(d+1) instead, see
+:func:`encode_prompts`); a linear layer reads the vectors into the model's width, learned positions are added, pre-norm causal blocks
 (:class:`llmcourse.gpt.Block`) follow, and a linear readout predicts y_i at the position
 of x_i. The causal mask lets that prediction see x_1, y_1 .. x_{i-1}, y_{i-1} and x_i, so
 it uses k = i - 1 in-context examples, and one prompt of n points trains every k from
@@ -48,6 +49,7 @@ from llmcourse.sizing import TransformerConfig
 
 RIDGE_ALPHA = 1.0  # the ridge baseline's penalty: its prediction is the posterior mean if each y carried N(0, 1) noise
 NEIGHBOURS = 3  # Garg et al.'s nearest-neighbour baseline averages the 3 nearest examples
+ENCODINGS = ("interleaved", "paired")  # how a prompt becomes a sequence of vectors: see encode_prompts
 
 Predictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -86,17 +88,40 @@ def _check_prompts(xs: torch.Tensor | np.ndarray, ys: torch.Tensor | np.ndarray)
         )
 
 
-def encode_prompts(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-    """The sequence x_1, y_1, x_2, y_2, .., x_n as vectors in R^d: shape (batch, 2 n - 1, d).
+def _check_encoding(encoding: object) -> str:
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding must be one of {', '.join(map(repr, ENCODINGS))}, got {encoding!r}")
+    return encoding
 
-    x_i is at position 2(i - 1), y_i at 2i - 1 as (y_i, 0, .., 0). The last y is left
-    out: no prediction may see it, so it would only cost compute.
+
+def input_width(dim: int, encoding: str = "interleaved") -> int:
+    """The length of the vectors :func:`encode_prompts` writes: d interleaved, d + 1 paired."""
+    return _positive_int("dim", dim) + (_check_encoding(encoding) == "paired")
+
+
+def encode_prompts(xs: torch.Tensor, ys: torch.Tensor, encoding: str = "interleaved") -> torch.Tensor:
+    """The prompt as a sequence of 2 n - 1 vectors: shape (batch, 2 n - 1, input_width(d, encoding)).
+
+    ``"interleaved"`` (Garg et al.): x_1, y_1, x_2, y_2, .., x_n in R^d, with x_i at
+    position 2(i - 1) and y_i at 2i - 1 written as (y_i, 0, .., 0).
+
+    ``"paired"``: (x_1, 0), (x_1, y_1), (x_2, 0), (x_2, y_2), .., (x_n, 0) in R^(d+1).
+    The query vector (x_i, 0) sits where x_i did and the prediction is read there as
+    before; the example vector (x_i, y_i) sits where y_i did, so an example arrives as
+    one vector instead of two neighbouring ones (the chapter's plateau experiment).
+
+    Either way the last y is left out: no prediction may see it, so it would only cost compute.
     """
     _check_prompts(xs, ys)
+    _check_encoding(encoding)
     B, n, d = xs.shape
-    ys_wide = torch.zeros_like(xs)
-    ys_wide[..., 0] = ys
-    return torch.stack([xs, ys_wide], dim=2).reshape(B, 2 * n, d)[:, :-1]
+    if encoding == "interleaved":
+        queries, examples = xs, torch.zeros_like(xs)
+        examples[..., 0] = ys
+    else:
+        queries = torch.cat([xs, torch.zeros_like(xs[..., :1])], dim=-1)
+        examples = torch.cat([xs, ys[..., None]], dim=-1)
+    return torch.stack([queries, examples], dim=2).reshape(B, 2 * n, -1)[:, :-1]
 
 
 # --- the model -----------------------------------------------------------------------------------
@@ -109,19 +134,23 @@ class ICLTransformer(nn.Module):
         dim: d, the input dimension of the function class.
         max_points: the most points a prompt may have; the context holds 2 max_points - 1 vectors.
         n_layer, n_head, n_embd: the Transformer's shape (Garg et al.: 12, 8, 256).
+        encoding: how prompts become vectors, ``"interleaved"`` (Garg et al.) or ``"paired"``;
+            see :func:`encode_prompts`.
 
     ``forward(xs, ys)`` returns predictions (batch, n): entry i is the model's guess of
     y_i from x_1, y_1 .. x_{i-1}, y_{i-1}, x_i. Initialisation as :class:`llmcourse.gpt.GPT`.
     """
 
-    def __init__(self, dim: int, max_points: int, n_layer: int = 4, n_head: int = 4, n_embd: int = 64) -> None:
+    def __init__(self, dim: int, max_points: int, n_layer: int = 4, n_head: int = 4, n_embd: int = 64,
+                 encoding: str = "interleaved") -> None:
         super().__init__()
         self.dim = _positive_int("dim", dim)
         self.max_points = _positive_int("max_points", max_points)
+        self.encoding = _check_encoding(encoding)
         # vocab_size is unused: the inputs are vectors, read in by a linear layer instead of an embedding table.
         self.config = TransformerConfig(n_layer=n_layer, n_head=n_head, n_embd=n_embd,
                                         block_size=2 * max_points - 1, vocab_size=1, dropout=0.0)
-        self.read_in = nn.Linear(dim, n_embd)
+        self.read_in = nn.Linear(input_width(dim, encoding), n_embd)
         self.wpe = nn.Embedding(self.config.block_size, n_embd)  # learned positions, as GPT-2
         self.blocks = nn.ModuleList(Block(self.config, layer) for layer in range(n_layer))
         self.ln_f = LayerNorm(n_embd)
@@ -146,7 +175,7 @@ class ICLTransformer(nn.Module):
                 f"{self.config.block_size} positions, at most max_points = {self.max_points} points; "
                 f"shorten the prompt or build the model with a larger max_points"
             )
-        seq = encode_prompts(xs, ys)
+        seq = encode_prompts(xs, ys, self.encoding)
         x = self.read_in(seq) + self.wpe(torch.arange(seq.shape[1], device=seq.device))
         for block in self.blocks:
             x, _ = block(x)

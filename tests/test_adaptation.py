@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
+from conftest import REPO_ROOT
 from llmcourse import adaptation, data
 from llmcourse.adaptation import (
     LoRALinear,
@@ -466,5 +467,38 @@ def test_the_compare_command_at_toy_size(tmp_path, capsys):
     assert methods["full fine-tuning"]["fraction"] == 1.0
     for row in record["methods"]:
         assert 0.0 <= row["test_accuracy"] <= 1.0 and 0.0 <= row["fraction"] <= 1.0
+    seeds = experiment.QUICK["train"]["seeds"]
+    for method in ("full fine-tuning", "LoRA", "BitFit", "prompt tuning", "prompting, 1-shot"):
+        per_seed = methods[method]["test_accuracy_per_seed"]  # one run per seed, summarised by mean and std
+        assert len(per_seed) == len(seeds)
+        assert methods[method]["test_accuracy"] == pytest.approx(np.mean(per_seed))
+        assert methods[method]["test_accuracy_std"] == pytest.approx(np.std(per_seed, ddof=1))
+    assert len(methods["linear probe"]["test_accuracy_per_seed"]) == 1  # convex, solved exactly: one run
     assert record["sizes"] == {"train": 80, "validation": 20, "test": 40}
     assert "LoRA" in capsys.readouterr().out
+
+
+def test_recorded_comparison():
+    """The table the chapter prints: recorded with the current settings, and the claims its text makes."""
+    record = json.loads((REPO_ROOT / "book/part5/results/adaptation.json").read_text())
+    assert record["quick"] is False
+    assert json.loads(json.dumps(experiment.FULL)) == record["settings"]  # tuples become lists in JSON
+    rows = {row["method"]: row for row in record["methods"]}
+    trained = ("full fine-tuning", "LoRA", "BitFit", "prompt tuning")
+    seeds = record["settings"]["train"]["seeds"]
+    for method in trained:
+        assert len(rows[method]["test_accuracy_per_seed"]) == len(seeds) == 3
+    for method in (*trained, "linear probe"):
+        assert 0.55 < rows[method]["test_accuracy"] < 0.62  # 6 to 11 points above chance
+    for method in (m for m in rows if m.startswith("prompting")):
+        assert abs(rows[method]["test_accuracy"] - 0.5) < 0.02  # a coin
+    mean = {m: rows[m]["test_accuracy"] for m in (*trained, "linear probe")}
+    assert max(mean, key=mean.get) == "LoRA"
+    # ... but its lead over full fine-tuning and the probe is about one of its seed standard deviations
+    assert mean["LoRA"] - max(mean["full fine-tuning"], mean["linear probe"]) < 1.5 * rows["LoRA"]["test_accuracy_std"]
+    lora_val = rows["LoRA"]["validation_accuracy_per_seed"]
+    for method in trained:
+        if method != "LoRA":
+            assert all(lv > v for lv, v in zip(lora_val, rows[method]["validation_accuracy_per_seed"], strict=True))
+    assert max(trained, key=lambda m: rows[m]["test_accuracy_std"]) == "BitFit"  # the least stable
+    assert min(trained, key=lambda m: rows[m]["last_loss"]) == "full fine-tuning"  # fits best, not best on test
