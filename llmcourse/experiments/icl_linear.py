@@ -62,8 +62,6 @@ def run(size: str = "cpu", device: str | None = None, progress: bool = False, en
     """
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
-    if encoding not in icl.ENCODINGS:
-        raise ValueError(f"encoding must be one of {', '.join(icl.ENCODINGS)}, got {encoding!r}")
     device = device or default_device()
     s = SIZES[size]
     d, n = s["dim"], s["n_points"]
